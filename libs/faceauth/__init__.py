@@ -1,0 +1,1 @@
+"""faceauth's shared package: what the detector, embedder and auth services have in common."""

@@ -1,0 +1,33 @@
+"""Shared fixtures: where the real datasets live and how to reach the real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--shared", default=str(PROJECT_ROOT.parent / "shared"),
+                     help="folder holding datasets/ (lfw, wider_face, antispoof_print)")
+
+
+@pytest.fixture(scope="session")
+def datasets(request: pytest.FixtureRequest) -> Path:
+    path = Path(request.config.getoption("--shared")).resolve() / "datasets"
+    if not (path / "lfw" / "pairs.tsv").is_file():
+        pytest.fail(f"real face datasets not found under {path}; pass --shared DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lfw(datasets: Path) -> Path:
+    return datasets / "lfw"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return os.environ.get("FACEAUTH_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
