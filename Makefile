@@ -40,7 +40,7 @@ $(STUBS): $(INSTALLED) $(PROTOS)
 
 models: $(MODELS) ## Fetch the pinned weights (sha256-checked) and convert them to SavedModels.
 
-$(MODELS): $(INSTALLED) models.lock.json libs/facemodels/convert.py
+$(MODELS): $(INSTALLED) models.lock.json $(wildcard libs/facemodels/*.py)
 	$(BIN)/python -m facemodels.build --lock models.lock.json --out $(FACEAUTH_MODEL_DIR)
 	touch $@
 

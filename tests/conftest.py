@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from facemodels.detector import FaceDetector
+from facemodels.embedder import FaceEmbedder
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -31,3 +34,26 @@ def lfw(datasets: Path) -> Path:
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     return os.environ.get("FACEAUTH_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    path = Path(os.environ.get("FACEAUTH_MODEL_DIR", PROJECT_ROOT / "var" / "models"))
+    if not (path / "blazeface").is_dir():
+        pytest.fail(f"no converted models under {path}; run `make models`")
+    return path
+
+
+@pytest.fixture(scope="session")
+def detector(model_dir: Path) -> FaceDetector:
+    return FaceDetector.load(model_dir)
+
+
+@pytest.fixture(scope="session")
+def embedder(model_dir: Path) -> FaceEmbedder:
+    return FaceEmbedder.load(model_dir)
+
+
+@pytest.fixture(scope="session")
+def wider(datasets: Path) -> Path:
+    return datasets / "wider_face"

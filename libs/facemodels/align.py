@@ -7,25 +7,28 @@ import numpy as np
 
 
 def dlib_chip_template(size: int = 150, padding: float = 0.25) -> np.ndarray:
-    """Where dlib's ``get_face_chip`` puts BlazeFace's four points: eye centres, nose tip, mouth centre.
+    """Where dlib's ``get_face_chip`` puts our five landmarks: eye centres, nose tip, mouth corners.
 
     dlib's face recognition net was trained on chips cut by ``get_face_chip_details`` (150 px, padding
     0.25), which maps the 68-point mean face shape (``mean_face_shape_x/y`` in dlib's source, points
-    17-67, unit square) onto the chip. BlazeFace's eye points are the eye centres (the mean of each
-    eye's six landmarks), its mouth point the middle of the mouth (the mean of the twenty mouth
-    landmarks), its nose point the nose tip (landmark 30). Accuracy on LFW confirmed the choice.
+    17-67, unit square) onto the chip. An eye centre is the mean of that eye's six landmarks, the nose
+    tip is landmark 30, the mouth corners are landmarks 48 and 54. Verified by LFW accuracy
+    (docs/models.md), not by eye.
     """
     unit = np.array([
-        [0.225492, 0.215990],  # mean of landmarks 36-41 (image-left eye)
-        [0.754761, 0.215990],  # mean of landmarks 42-47 (image-right eye)
-        [0.490127, 0.515625],  # landmark 30 (nose tip)
-        [0.490127, 0.804225],  # mean of landmarks 48-67 (mouth)
+        [0.225492, 0.215990],  # mean of landmarks 36-41 (eye on the image's left)
+        [0.754761, 0.215990],  # mean of landmarks 42-47
+        [0.490127, 0.515625],  # landmark 30, nose tip
+        [0.254149, 0.780233],  # landmark 48, mouth corner on the image's left
+        [0.726104, 0.780233],  # landmark 54
     ])
     return ((unit + padding) / (1 + 2 * padding) * size).astype(np.float32)
 
 
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Least-squares similarity (Umeyama, 1991) mapping ``source`` points onto ``target``; a 2x3 matrix."""
+    if source.shape != target.shape:
+        raise ValueError(f"got {len(source)} landmarks, the template has {len(target)}")
     src = source.astype(np.float64)
     dst = target.astype(np.float64)
     src_mean, dst_mean = src.mean(0), dst.mean(0)
@@ -46,5 +49,5 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def align_face(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray, size: int) -> np.ndarray:
     """Warp ``image`` (H, W, 3 uint8 RGB) so that ``landmarks`` land on ``template``; returns size x size."""
-    matrix = similarity_transform(landmarks[: len(template)], template)
+    matrix = similarity_transform(landmarks, template)
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from facemodels.faces import box_iou
+
 INPUT_SIZE = 256
 # (grid size, anchors per cell): 16x16x2 then 8x8x6, in the network's output order.
 _LAYERS = ((16, 2), (8, 6))
@@ -33,7 +35,7 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray) -
     half_size = raw_boxes[:, 2:4] / scale / 2.0
     boxes = np.concatenate([centre - half_size, centre + half_size], axis=1)
     keypoints = anchors[:, None, :] + raw_boxes[:, 4:16].reshape(-1, 6, 2) / scale
-    scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -100.0, 100.0)))
+    scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores.astype(np.float64), -100.0, 100.0)))
     return boxes, scores, keypoints
 
 
@@ -48,7 +50,7 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
     results = []
     while order.size:
         best = order[0]
-        overlaps = _iou(boxes[best], boxes[order])
+        overlaps = box_iou(boxes[best], boxes[order])
         cluster = order[overlaps >= iou_threshold]
         weights = scores[cluster][:, None]
         blended_box = (boxes[cluster] * weights).sum(0) / weights.sum()
@@ -57,11 +59,3 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
         order = order[overlaps < iou_threshold]
     return results
 
-
-def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    top_left = np.maximum(box[:2], others[:, :2])
-    bottom_right = np.minimum(box[2:], others[:, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
-    area = np.prod(box[2:] - box[:2])
-    areas = np.prod(others[:, 2:] - others[:, :2], axis=1)
-    return inter / np.maximum(area + areas - inter, 1e-9)

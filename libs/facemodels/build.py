@@ -2,7 +2,7 @@
 
 Output follows TensorFlow Serving: ``<out>/<name>/<version>/saved_model.pb`` with a
 ``serving_default`` signature, plus ``faceauth.json`` (metadata, thresholds). A model whose lock
-entry has not changed since it was built is skipped, so a warm second run takes seconds.
+entry and converter code have not changed since it was built is skipped, so a warm second run takes seconds.
 """
 
 from __future__ import annotations
@@ -17,16 +17,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from facemodels import blazeface, fetch
+from facemodels import blazeface, facemesh, fetch
 from facemodels.align import dlib_chip_template
 from facemodels.saved import METADATA_FILE
 
 log = logging.getLogger("facemodels.build")
 
 
-def _lock_digest(model: dict[str, Any], package: dict[str, Any]) -> str:
-    blob = json.dumps({"model": model, "package": package}, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()
+def _build_digest(model: dict[str, Any], package: dict[str, Any]) -> str:
+    """Changes when the lock entry or any converter source file changes: then the model is rebuilt."""
+    digest = hashlib.sha256(json.dumps({"model": model, "package": package}, sort_keys=True).encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
 
 
 def _convert(kind: str, files: Path, entry: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -39,6 +42,9 @@ def _convert(kind: str, files: Path, entry: dict[str, Any]) -> tuple[Any, dict[s
         network = tfjs_graph.load_function(files / "blazeface-back.json", ["input"],
                                            ["Identity", "Identity_1", "Identity_2", "Identity_3"])
         return savedmodels.BlazeFaceModule(network), {"input_size": blazeface.INPUT_SIZE}
+    if kind == "facemesh":
+        network = tfjs_graph.load_function(files / "facemesh.json", ["input_1"], ["Identity_2", "Identity_1"])
+        return savedmodels.FaceMeshModule(network), {"input_size": facemesh.INPUT_SIZE}
     if kind == "dlib-resnet":
         module = savedmodels.dlib_embedder(files / "face_recognition_model-weights_manifest.json",
                                            mirror=bool(entry["mirror"]))
@@ -57,7 +63,7 @@ def build_model(name: str, entry: dict[str, Any], package: dict[str, Any], out: 
     import tensorflow as tf
 
     target = out / name / str(entry["version"])
-    digest = _lock_digest(entry, package)
+    digest = _build_digest(entry, package)
     metadata_path = target / METADATA_FILE
     if metadata_path.exists() and json.loads(metadata_path.read_text()).get("lock_digest") == digest:
         log.info("%s/%s is up to date", name, entry["version"])

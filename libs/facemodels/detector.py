@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facemodels import blazeface
+from facemodels import blazeface, facemesh
 from facemodels.faces import Face
 from facemodels.saved import SavedModel
 
@@ -21,6 +21,8 @@ class DetectorSettings:
     score_threshold: float = 0.5
     iou_threshold: float = 0.3
     max_faces: int = 32
+    # FaceMesh must also see a face in the crop; drops BlazeFace's false alarms on texture.
+    landmark_threshold: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -31,16 +33,17 @@ class _Letterbox:
 
 
 class FaceDetector:
-    """Thread-safe: the SavedModel is loaded once and shared by all callers."""
+    """BlazeFace finds faces, FaceMesh refines each one's landmarks. Thread-safe; models load once."""
 
-    def __init__(self, model: SavedModel, settings: DetectorSettings = DetectorSettings()) -> None:
+    def __init__(self, model: SavedModel, mesh: SavedModel, settings: DetectorSettings = DetectorSettings()) -> None:
         self.model = model
+        self.mesh = mesh
         self.settings = settings
         self._anchors = blazeface.anchor_centres()
 
     @classmethod
     def load(cls, model_dir: Path, settings: DetectorSettings = DetectorSettings()) -> FaceDetector:
-        return cls(SavedModel.load(model_dir, "blazeface"), settings)
+        return cls(SavedModel.load(model_dir, "blazeface"), SavedModel.load(model_dir, "facemesh"), settings)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in one (H, W, 3) uint8 RGB image, best first."""
@@ -52,8 +55,34 @@ class FaceDetector:
             return []
         inputs, boxes = zip(*(self._letterbox(image) for image in images), strict=True)
         outputs = self.model.run(images=np.stack(inputs))
-        return [self._decode(scores, regressors, box)
-                for scores, regressors, box in zip(outputs["scores"], outputs["regressors"], boxes, strict=True)]
+        candidates = [self._decode(scores, regressors, box)
+                      for scores, regressors, box in zip(outputs["scores"], outputs["regressors"], boxes, strict=True)]
+        return self._refine(images, candidates)
+
+    def _refine(self, images: Sequence[np.ndarray], candidates: list[list[Face]]) -> list[list[Face]]:
+        """One FaceMesh call for every candidate face of every image; keep those FaceMesh confirms."""
+        crops, matrices = [], []
+        for image, faces in zip(images, candidates, strict=True):
+            for face in faces:
+                matrix = facemesh.crop_matrix(face.box)
+                crops.append(cv2.warpAffine(image, matrix, (facemesh.INPUT_SIZE, facemesh.INPUT_SIZE),
+                                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT))
+                matrices.append(matrix)
+        if not crops:
+            return candidates
+        outputs = self.mesh.run(crops=np.stack(crops))
+        refined: list[list[Face]] = []
+        index = 0
+        for faces in candidates:
+            kept = []
+            for face in faces:
+                probability = float(outputs["face_probability"][index])
+                if probability >= self.settings.landmark_threshold:
+                    points = facemesh.five_points(outputs["mesh"][index], matrices[index])
+                    kept.append(Face(box=face.box, score=face.score, landmarks=points, landmark_score=probability))
+                index += 1
+            refined.append(kept)
+        return refined
 
     @staticmethod
     def _letterbox(image: np.ndarray) -> tuple[np.ndarray, _Letterbox]:
@@ -74,6 +103,7 @@ class FaceDetector:
         faces = []
         for box, score, points in kept[: self.settings.max_faces]:
             x0, y0, x1, y1 = (float(v) * letterbox.scale for v in box)
+            # BlazeFace's own key points stand in until FaceMesh refines them (see _refine).
             faces.append(Face(box=(x0, y0, x1, y1), score=score,
-                              landmarks=(points * letterbox.scale).astype(np.float32)))
+                              landmarks=(points[:4] * letterbox.scale).astype(np.float32), landmark_score=0.0))
         return faces

@@ -67,7 +67,6 @@ class DlibResNet(tf.Module):
             x = shortcut
         return tf.nn.relu(out + x)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 3], tf.float32)])
     def __call__(self, chips: tf.Tensor) -> tf.Tensor:
         x = (chips - tf.constant(MEAN_RGB)) / 255.0
         x = self._conv(x, "conv32_down", 2, relu=True)

@@ -59,6 +59,49 @@ def _repair_node(node: tf.compat.v1.NodeDef) -> None:
     node.device = ""
 
 
+def _float_node(name: str, op: str, inputs: list[str]) -> tf.compat.v1.NodeDef:
+    node = tf.compat.v1.NodeDef(name=name, op=op, input=inputs)
+    node.attr["T"].type = tf.float32.as_datatype_enum  # TFJS omits T on ops it knows are float-only
+    return node
+
+
+def _prelu_nodes(name: str, x: str, alpha: str) -> list[tf.compat.v1.NodeDef]:
+    """relu(x) - alpha * relu(-x), ending in a node called ``name``."""
+    return [
+        _float_node(f"{name}/positive", "Relu", [x]),
+        _float_node(f"{name}/negated", "Neg", [x]),
+        _float_node(f"{name}/negative", "Relu", [f"{name}/negated"]),
+        _float_node(f"{name}/scaled", "Mul", [alpha, f"{name}/negative"]),
+        _float_node(name, "Sub", [f"{name}/positive", f"{name}/scaled"]),
+    ]
+
+
+def _unfuse_prelu_conv(node: tf.compat.v1.NodeDef) -> list[tf.compat.v1.NodeDef]:
+    """``_FusedConv2D`` with fused [BiasAdd, Prelu] has no TensorFlow kernel: split it into three steps."""
+    conv_op = "Conv2D" if node.op == "_FusedConv2D" else "DepthwiseConv2dNative"
+    conv = _float_node(f"{node.name}/conv", conv_op, list(node.input[:2]))
+    for key in ("strides", "padding", "dilations", "data_format", "explicit_paddings"):
+        if key in node.attr:
+            conv.attr[key].CopyFrom(node.attr[key])
+    bias = _float_node(f"{node.name}/bias", "BiasAdd", [conv.name, node.input[2]])
+    return [conv, bias, *_prelu_nodes(node.name, bias.name, node.input[3])]
+
+
+def _expand_prelu(graph_def: tf.compat.v1.GraphDef) -> None:
+    """TFJS has a ``Prelu`` op (alone or fused into convolutions); TensorFlow does not."""
+    expanded: list[tf.compat.v1.NodeDef] = []
+    for node in graph_def.node:
+        fused = [op.decode() for op in node.attr["fused_ops"].list.s] if "fused_ops" in node.attr else []
+        if node.op == "Prelu":
+            expanded += _prelu_nodes(node.name, node.input[0], node.input[1])
+        elif fused == ["BiasAdd", "Prelu"]:
+            expanded += _unfuse_prelu_conv(node)
+        else:
+            expanded.append(node)
+    del graph_def.node[:]
+    graph_def.node.extend(expanded)
+
+
 def _free_batch_dimension(graph_def: tf.compat.v1.GraphDef) -> None:
     """Let a graph exported for batch 1 take any batch: placeholders and reshape targets get -1."""
     reshape_shapes = {node.input[1] for node in graph_def.node if node.op == "Reshape"}
@@ -90,6 +133,7 @@ def build_graph_def(model_path: Path) -> tuple[tf.compat.v1.GraphDef, dict[str, 
         _repair_node(node)
     if weights:
         raise ValueError(f"weights without a graph node in {model_dir}: {sorted(weights)[:5]}")
+    _expand_prelu(graph_def)
     _free_batch_dimension(graph_def)
     return graph_def, model_json
 

@@ -1,0 +1,87 @@
+"""``python -m facemodels.benchmark``: speed of the model package itself, on real photos.
+
+Figures are medians over repeated runs after warm-up; timed tests would flake on a busy machine,
+so speed lives here and in docs/performance.md, not in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from faceauth.images import decode_image
+from facemodels.detector import FaceDetector
+from facemodels.embedder import FaceEmbedder
+
+
+def median_ms(action: Callable[[], object], repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        action()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def rss_mib() -> float:
+    """Resident set size of this process now, from /proc (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def sample_photos(lfw: Path, count: int) -> list[np.ndarray]:
+    """640x480 photos with one face: LFW photos placed on a 640x480 canvas at a realistic size."""
+    files = sorted((lfw / "images").glob("*/*_0001.jpg"))[:count]
+    photos = []
+    for path in files:
+        face = cv2.resize(decode_image(path.read_bytes()), (400, 400))
+        canvas = np.full((480, 640, 3), 90, np.uint8)
+        canvas[40:440, 120:520] = face
+        photos.append(canvas)
+    return photos
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lfw", type=Path, default=Path("../shared/datasets/lfw"))
+    parser.add_argument("--models", type=Path, default=Path(os.environ.get("FACEAUTH_MODEL_DIR", "var/models")))
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args(argv)
+
+    detector = FaceDetector.load(args.models)
+    embedder = FaceEmbedder.load(args.models)
+    photos = sample_photos(args.lfw, 16)
+    faces = [detector.detect(photo)[0] for photo in photos]
+    chips = [embedder.align(photo, face.landmarks) for photo, face in zip(photos, faces, strict=True)]
+    jpeg = cv2.imencode(".jpg", photos[0][:, :, ::-1])[1].tobytes()
+
+    rounds = iter(range(10**9))
+    figures = {
+        "decode_jpeg_640x480_ms": median_ms(lambda: decode_image(jpeg), args.repeats),
+        "detect_640x480_ms": median_ms(lambda: detector.detect(photos[next(rounds) % 16]), args.repeats),
+        "align_ms": median_ms(lambda: embedder.align(photos[0], faces[0].landmarks), args.repeats),
+        "embed_batch1_ms": median_ms(lambda: embedder.embed_chips(chips[:1]), args.repeats),
+        "embed_batch16_ms_per_face": median_ms(lambda: embedder.embed_chips(chips), args.repeats // 5) / 16,
+        "detect_batch8_ms_per_photo": median_ms(lambda: detector.detect_batch(photos[:8]), args.repeats // 5) / 8,
+        "rss_mib_both_models": rss_mib(),
+    }
+    width = max(len(k) for k in figures)
+    for name, value in figures.items():
+        print(f"{name:<{width}}  {value:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""``python -m facemodels.evaluation``: the whole pipeline on LFW and WIDER FACE; last line is JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from facemodels.detector import FaceDetector
+from facemodels.embedder import FaceEmbedder
+from facemodels.evaluation import lfw, wider
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lfw", type=Path, required=True, help="folder with images/ and pairs.tsv")
+    parser.add_argument("--wider", type=Path, required=True, help="folder with images/ and bbx_gt.txt")
+    parser.add_argument("--models", type=Path, default=Path(os.environ.get("FACEAUTH_MODEL_DIR", "var/models")))
+    args = parser.parse_args(argv)
+
+    detector = FaceDetector.load(args.models)
+    embedder = FaceEmbedder.load(args.models)
+
+    def progress(done: int, total: int) -> None:
+        if done % 512 < lfw.BATCH or done == total:
+            print(f"lfw: {done}/{total} images", file=sys.stderr, flush=True)
+
+    verification = lfw.evaluate(args.lfw, detector, embedder, progress)
+    detection = wider.evaluate(args.wider, detector)
+    print(f"LFW: {verification.images} images, {verification.genuine_pairs} genuine pairs, "
+          f"{verification.impostor_pairs} impostor pairs (all cross-identity pairs)")
+    print(f"  thresholds: FMR 1e-3 -> {verification.threshold_1e3:.4f}, FMR 1e-4 -> {verification.threshold_1e4:.4f}")
+    print(f"WIDER: {detection.images} images, {detection.boxes} valid boxes ({detection.boxes_40px} >= 40 px), "
+          f"recall all sizes {detection.recall_all:.4f}")
+    summary = {
+        "lfw_accuracy": round(verification.accuracy, 5),
+        "tar_at_fmr_1e-3": round(verification.tar_at_fmr_1e3, 5),
+        "tar_at_fmr_1e-4": round(verification.tar_at_fmr_1e4, 5),
+        "roc_auc": round(verification.roc_auc, 6),
+        "threshold": round(verification.threshold_1e3, 5),
+        "threshold_fmr_1e-4": round(verification.threshold_1e4, 5),
+        "lfw_detect_fail_rate": round(verification.detect_fail_rate, 5),
+        "wider_recall_40px": round(detection.recall_40px, 5),
+        "wider_precision": round(detection.precision, 5),
+        "images_per_s": round(verification.images_per_s, 2),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
