@@ -6,6 +6,7 @@ import csv
 import random
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -108,3 +109,16 @@ def test_blank_and_noise_images_give_no_face(detector: FaceDetector) -> None:
     rng = np.random.default_rng(0)
     assert detector.detect(np.full((480, 640, 3), 128, np.uint8)) == []
     assert detector.detect(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)) == []
+
+
+def test_faces_of_40_px_in_a_640x480_photo_are_found(lfw: Path, detector: FaceDetector) -> None:
+    """LFW faces span about 100 of the photo's 250 px; shrink the photo so the face is ~40 px wide."""
+    found = 0
+    files = sorted((lfw / "images").glob("B*/*_0001.jpg"))[:20]
+    for path in files:
+        small = cv2.resize(decode_image(path.read_bytes()), (100, 100), interpolation=cv2.INTER_AREA)
+        canvas = np.full((480, 640, 3), 120, np.uint8)
+        canvas[190:290, 200:300] = small
+        faces = detector.detect(canvas)
+        found += any(30 <= face.width <= 60 for face in faces)
+    assert found == len(files)
