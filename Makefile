@@ -46,7 +46,7 @@ $(MODELS): $(INSTALLED) models.lock.json $(wildcard libs/facemodels/*.py)
 
 test: $(INSTALLED) $(STUBS) $(MODELS) ## Run the whole test suite (starts PostgreSQL if needed).
 	scripts/ensure-postgres.sh
-	$(BIN)/pytest -q -p no:cacheprovider --shared $(SHARED); status=$$?; \
+	$(BIN)/pytest -q -p no:cacheprovider --shared=$(abspath $(SHARED)); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$status
 
 lint: $(INSTALLED) $(STUBS) ## ruff and mypy over the whole tree.
