@@ -49,15 +49,19 @@ test: $(INSTALLED) $(STUBS) $(MODELS) ## Run the whole test suite (starts Postgr
 	$(BIN)/pytest -q -p no:cacheprovider --shared=$(abspath $(SHARED)); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$status
 
-lint: $(INSTALLED) $(STUBS) ## ruff and mypy over the whole tree.
+lint: $(INSTALLED) $(STUBS) ## ruff, mypy, buf (protos) and hadolint (Dockerfiles).
 	$(BIN)/ruff check .
 	$(BIN)/mypy libs services tests
+	$(BIN)/buf lint proto
+	$(BIN)/buf format --diff --exit-code proto
+	$(BIN)/hadolint $(wildcard services/*/Dockerfile)
 
 eval: $(INSTALLED) $(MODELS) ## Accuracy on LFW and WIDER FACE; last line is JSON (LFW=dir WIDER=dir to override).
 	$(BIN)/python -m facemodels.evaluation --lfw $(LFW) --wider $(WIDER)
 
-bench: $(INSTALLED) $(STUBS) $(MODELS) ## Speed benchmarks; prints figures.
-	$(BIN)/python -m facemodels.benchmark
+bench: $(INSTALLED) $(STUBS) $(MODELS) ## Speed benchmarks (models, then the gRPC services); prints figures.
+	$(BIN)/python -m facemodels.benchmark --lfw $(LFW)
+	$(BIN)/python -m faceauth.grpc.bench --lfw $(LFW)
 
 clean: ## Remove the venv, generated stubs and converted models (download cache is kept).
 	rm -rf $(VENV) libs/faceauth/v1 var

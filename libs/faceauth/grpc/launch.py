@@ -1,0 +1,107 @@
+"""Run a faceauth service as a child process and wait until it is SERVING (tests, benchmarks).
+
+A separate process is what production runs: its own interpreter lock, real signals, real exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from types import TracebackType
+from typing import IO
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the server refuses to share it if that changes)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def health_status(target: str, service: str = "", timeout: float = 1.0) -> int:
+    """The health service's answer for ``service``; UNKNOWN while the server does not answer."""
+    with grpc.insecure_channel(target) as channel:
+        try:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service),
+                                                                 timeout=timeout)
+        except grpc.RpcError:
+            return int(health_pb2.HealthCheckResponse.UNKNOWN)
+    return int(response.status)
+
+
+def scrape(metrics_port: int) -> list[Sample]:
+    """Every sample a server exports on 127.0.0.1:``metrics_port``/metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def total(samples: list[Sample], name: str, **labels: str) -> float:
+    """Sum of the samples called ``name`` whose labels include ``labels``."""
+    return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
+
+
+class ServiceProcess:
+    """``python -m <module>`` on 127.0.0.1 with free gRPC and metrics ports and ``env`` on top of ours."""
+
+    def __init__(self, module: str, env: Mapping[str, str] | None = None, output: IO[bytes] | None = None) -> None:
+        self.module = module
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self._env = {**os.environ, "FACEAUTH_BIND_ADDRESS": "127.0.0.1", "FACEAUTH_GRPC_PORT": str(self.port),
+                     "FACEAUTH_METRICS_PORT": str(self.metrics_port), **(env or {})}
+        self._output = output
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120.0) -> ServiceProcess:
+        """Start the process and return once it reports SERVING; RuntimeError if it dies or times out."""
+        self.process = subprocess.Popen([sys.executable, "-m", self.module], env=self._env,
+                                        stdout=self._output or subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        give_up = time.monotonic() + timeout
+        while health_status(self.target) != health_pb2.HealthCheckResponse.SERVING:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.module} exited with {self.process.returncode} before serving")
+            if time.monotonic() > give_up:
+                self.stop()
+                raise RuntimeError(f"{self.module} was not serving after {timeout:g} s")
+            time.sleep(0.1)
+        return self
+
+    def terminate(self) -> None:
+        """Send SIGTERM, as Kubernetes does; wait() tells how it ended."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int:
+        if self.process is None:
+            raise RuntimeError("the process has not started")
+        return self.process.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""
+        self.terminate()
+        if self.process is not None:
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> ServiceProcess:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""faceauth's detector service: gRPC DetectorService in front of facemodels.detector."""

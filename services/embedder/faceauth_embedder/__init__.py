@@ -1,0 +1,1 @@
+"""faceauth's embedder service: gRPC EmbedderService in front of facemodels.embedder."""
