@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import grpc
 import numpy as np
 
@@ -28,9 +29,9 @@ from faceauth.grpc.client import DetectorClient, EmbedderClient
 from faceauth.grpc.launch import ServiceProcess, scrape, total
 from faceauth.images import decode_image
 from faceauth.v1 import common_pb2
+from facemodels.benchmark import sample_photos
 from facemodels.detector import FaceDetector
 from facemodels.embedder import FaceEmbedder
-from facemodels.evaluation.lfw import central_face
 
 
 @dataclass(frozen=True)
@@ -66,17 +67,13 @@ class Run:
 
 
 def load_photos(lfw: Path, detector: FaceDetector, count: int) -> list[Photo]:
-    """The first LFW photos in which the detector finds the central face."""
+    """640x480 JPEG photos with one face each (the targets' photo size), as the model benchmark uses."""
     photos = []
-    for path in sorted((lfw / "images").glob("*/*_0001.jpg")):
-        data = path.read_bytes()
-        image = decode_image(data)
-        face = central_face(detector.detect(image), image)
-        if face is not None:
-            photos.append(Photo(data, face.landmarks, landmarks.to_message(face.landmarks)))
-        if len(photos) == count:
-            return photos
-    raise RuntimeError(f"fewer than {count} usable photos under {lfw}")
+    for image in sample_photos(lfw, count):
+        face = detector.detect(image)[0]
+        data = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+        photos.append(Photo(data, face.landmarks, landmarks.to_message(face.landmarks)))
+    return photos
 
 
 def hammer(call: Callable[[Photo], object], photos: list[Photo], clients: int, seconds: float) -> Run:
