@@ -78,6 +78,9 @@ def shared_channel(target: str, retry: RetryPolicy = RetryPolicy()) -> grpc.Chan
                 ("grpc.keepalive_timeout_ms", 10_000),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.max_pings_without_data", 0),
+                # gRPC's reconnect backoff grows to 120 s by default: after an outage the auth service
+                # would keep answering 503 that long. Retry the connection at least every 5 s.
+                ("grpc.max_reconnect_backoff_ms", 5_000),
             ])
         return _channels[key]
 

@@ -1,0 +1,1 @@
+"""The HTTP API, one blueprint per area; openapi.py documents every route registered here."""

@@ -1,0 +1,138 @@
+"""Enrolment and the three face decisions: login (a token), verify (1:1) and identify (1:N)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+import numpy as np
+from flask import Blueprint, Response, jsonify
+from sqlalchemy.orm import Session
+
+from faceauth_auth import metrics, search
+from faceauth_auth.authn import current_client
+from faceauth_auth.context import services
+from faceauth_auth.errors import ApiError
+from faceauth_auth.faces import ModelInfo
+from faceauth_auth.matching import decide, nearest_distance
+from faceauth_auth.repositories import attempts, users
+from faceauth_auth.uploads import read_image, read_upload
+
+bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
+
+def _embeddings_for(session: Session, user_id: str, info: ModelInfo) -> np.ndarray | None:
+    """The user's templates comparable with ``info``'s model; None for an unknown user.
+
+    Templates of another model (or version) are never compared; a user left with none of the current
+    model must enrol again (409).
+    """
+    user = users.find(session, current_client().application_id, user_id)
+    if user is None:
+        return None
+    embeddings = users.embeddings(session, user, info.model)
+    if len(embeddings) == 0:
+        raise ApiError(409, "reenrolment_required",
+                       f"no face of this user was enrolled with the current model {info.model.label}; enrol again")
+    return embeddings
+
+
+@bp.post("/auth/face-register")
+def face_register() -> tuple[Response, int]:
+    upload = read_upload()
+    svc = services()
+    probe = svc.pipeline.probe(upload.image)
+    client = current_client()
+    with svc.db.transaction() as session:
+        user = users.find_or_create(session, client.application_id, upload.user_id)
+        if users.template_count(session, user) >= svc.settings.max_templates_per_user:
+            raise ApiError(409, "too_many_faces", f"a user may have at most {svc.settings.max_templates_per_user} "
+                                                  "faces; delete one first")
+        template = users.add_template(session, user, probe.info.model, probe.embedding, svc.db.vector_dimensions)
+    log.info("face enrolled", extra={"application": client.application, "face_id": str(template.id)})
+    return jsonify({"user_id": user.external_id, "face_id": str(template.id),
+                    "model": {"name": template.model_name, "version": template.model_version}}), 201
+
+
+def _login_outcome(error: Exception) -> str:
+    if isinstance(error, ApiError):
+        if error.code == "face_mismatch":
+            return "mismatch"
+        if error.code == "too_many_attempts":
+            return "locked"
+        if error.status == 422:
+            return "no_face"
+    return "error"
+
+
+def _counted(login: Callable[[], Response]) -> Callable[[], Response]:
+    """Count every login answer in faceauth_login_outcomes_total."""
+    @functools.wraps(login)
+    def counted() -> Response:
+        try:
+            response = login()
+        except Exception as error:
+            metrics.login_outcomes.labels(_login_outcome(error)).inc()
+            raise
+        metrics.login_outcomes.labels("success").inc()
+        return response
+    return counted
+
+
+@bp.post("/auth/face-login")
+@_counted
+def face_login() -> Response:
+    upload = read_upload()
+    user_id = upload.user_id
+    svc = services()
+    client = current_client()
+    with svc.db.transaction() as session:
+        svc.lockout.check(session, client.application_id, user_id)
+    # An unknown user goes through the same steps and gets the same answer as a mismatch.
+    probe = svc.pipeline.probe(upload.image)
+    threshold = probe.info.threshold(client.operating_point)
+    with svc.db.transaction() as session:
+        embeddings = _embeddings_for(session, user_id, probe.info)
+        decision = (decide(nearest_distance(probe.embedding, embeddings)[1], threshold) if embeddings is not None
+                    else None)
+        attempts.add(session, client.application_id, user_id, bool(decision and decision.match),
+                     decision.distance if decision else None)
+    log.info("face login", extra={"application": client.application, "known_user": decision is not None,
+                                  "match": bool(decision and decision.match),
+                                  "distance": round(decision.distance, 4) if decision else None})
+    if decision is None or not decision.match:
+        raise ApiError(401, "face_mismatch", "the face does not match")
+    return jsonify({"access_token": svc.tokens.issue(user_id, client.application), "token_type": "Bearer",
+                    "expires_in": svc.tokens.lifetime})
+
+
+@bp.post("/auth/face-verify")
+def face_verify() -> Response:
+    upload = read_upload()
+    svc = services()
+    probe = svc.pipeline.probe(upload.image)
+    with svc.db.transaction() as session:
+        embeddings = _embeddings_for(session, upload.user_id, probe.info)
+    if embeddings is None:
+        raise ApiError(404, "user_not_found", "no such user")
+    decision = decide(nearest_distance(probe.embedding, embeddings)[1],
+                      probe.info.threshold(current_client().operating_point))
+    return jsonify({"match": decision.match, "confidence": decision.confidence})
+
+
+@bp.post("/auth/face-identify")
+def face_identify() -> Response:
+    image = read_image()
+    svc = services()
+    client = current_client()
+    probe = svc.pipeline.probe(image)
+    with svc.db.transaction() as session:
+        nearest = search.nearest(session, client.application_id, probe.info.model, probe.embedding,
+                                 svc.db.vector_dimensions, svc.settings.hnsw_ef_search)
+    if nearest is None:
+        return jsonify({"match": False, "user_id": None, "confidence": 0.0})
+    user_id, distance = nearest
+    decision = decide(distance, probe.info.threshold(client.operating_point))
+    return jsonify({"match": decision.match, "user_id": user_id if decision.match else None,
+                    "confidence": decision.confidence})

@@ -1,0 +1,53 @@
+"""Operations endpoints: liveness, readiness and Prometheus metrics, all without an API key."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from faceauth_auth import metrics
+from faceauth_auth.authn import public
+from faceauth_auth.context import services
+from faceauth_auth.repositories import users
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+@public
+def healthz() -> Response:
+    """The process answers; says nothing about its dependencies (a restart would not fix those)."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+@public
+def readyz() -> tuple[Response, int]:
+    """Ready when the database answers and both gRPC services report SERVING."""
+    svc = services()
+    checks = svc.pipeline.readiness()
+    try:
+        svc.db.ping()
+        checks["database"] = True
+    except SQLAlchemyError:  # any database failure means "not ready"
+        checks["database"] = False
+    if all(checks.values()):
+        return jsonify({"status": "ready", "checks": checks}), 200
+    failing = ", ".join(name for name, ok in checks.items() if not ok)
+    return jsonify({"error": {"code": "not_ready", "message": f"not ready: {failing}"}, "checks": checks}), 503
+
+
+@bp.get("/metrics")
+@public
+def prometheus() -> Response:
+    db = services().db
+
+    def count_templates() -> dict[str, int]:
+        try:
+            with db.transaction() as session:
+                return users.template_counts(session)
+        except OperationalError:  # still export the other metrics while the database is down
+            return {}
+
+    body, content_type = metrics.exposition(count_templates)
+    return Response(body, content_type=content_type)

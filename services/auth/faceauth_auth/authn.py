@@ -1,0 +1,63 @@
+"""Who is calling: every endpoint needs an application's API key unless its view is marked ``public``.
+
+The key comes as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. It is checked before the
+rate limiter runs, so limits apply per application rather than per address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import Flask, current_app, g, request
+
+from faceauth_auth import apikeys
+from faceauth_auth.apikeys import Client
+from faceauth_auth.context import services
+from faceauth_auth.errors import ApiError
+
+View = TypeVar("View", bound=Callable[..., object])
+_PUBLIC = "faceauth_public"
+
+
+def public(view: View) -> View:
+    """Mark a view as reachable without an API key (health, metrics, JWKS, API docs)."""
+    setattr(view, _PUBLIC, True)
+    return view
+
+
+def is_public() -> bool:
+    """Whether this request's endpoint is public; unmatched URLs count as public and end in 404."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return view is None or getattr(view, _PUBLIC, False)
+
+
+def _presented_key() -> str | None:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return request.headers.get("X-API-Key", "").strip() or None
+
+
+def _authenticate() -> None:
+    if is_public():
+        return
+    presented = _presented_key()
+    if presented is None:
+        raise ApiError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'",
+                       {"WWW-Authenticate": "Bearer"})
+    with services().db.transaction() as session:
+        client = apikeys.authenticate(session, presented)
+    if client is None:
+        raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked", {"WWW-Authenticate": "Bearer"})
+    g.client = client
+
+
+def current_client() -> Client:
+    client: Client = g.client
+    return client
+
+
+def init_app(app: Flask) -> None:
+    """Register before the rate limiter's hook."""
+    app.before_request(_authenticate)

@@ -1,0 +1,67 @@
+"""The auth service's configuration, read once from its environment (12-factor; set in the Helm chart)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from faceauth.config import env_bool, env_float, env_int, env_str
+
+OPERATING_POINTS = ("default", "strict")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the auth service needs besides its code; see services/auth/README.md for each variable."""
+
+    database_url: str = "sqlite:///var/faceauth.db"
+    migrate_on_start: bool = True
+    bootstrap_api_key: str | None = None
+    detector_target: str = "dns:///localhost:50051"
+    embedder_target: str = "dns:///localhost:50052"
+    grpc_timeout: float = 2.0  # seconds per downstream call, retries included
+    model_info_ttl: float = 60.0  # seconds between GetModelInfo refreshes
+    jwt_current_key_file: Path = Path("var/jwt/current.pem")
+    jwt_next_key_file: Path | None = Path("var/jwt/next.pem")
+    jwt_previous_key_file: Path | None = None
+    jwt_issuer: str = "faceauth"
+    token_lifetime: int = 300  # seconds
+    max_upload_bytes: int = 15 * 1024 * 1024  # a 10 MiB photo, base64-encoded in JSON
+    max_templates_per_user: int = 10
+    min_face_size: float = 60.0  # px, shorter side of the face box
+    min_sharpness: float = 15.0  # variance of the Laplacian of the face crop at 128 px
+    lockout_max_failures: int = 5
+    lockout_window: float = 900.0  # seconds
+    rate_limit: str = "600 per minute"  # per application (per client address before authentication)
+    rate_limit_storage_uri: str = "memory://"
+    hnsw_ef_search: int = 100
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        next_key = env_str("FACEAUTH_JWT_NEXT_KEY_FILE", str(cls.jwt_next_key_file))
+        previous_key = env_str("FACEAUTH_JWT_PREVIOUS_KEY_FILE", "")
+        return cls(
+            database_url=env_str("FACEAUTH_DATABASE_URL", cls.database_url),
+            migrate_on_start=env_bool("FACEAUTH_MIGRATE_ON_START", cls.migrate_on_start),
+            bootstrap_api_key=env_str("FACEAUTH_BOOTSTRAP_API_KEY", "") or None,
+            detector_target=env_str("FACEAUTH_DETECTOR_TARGET", cls.detector_target),
+            embedder_target=env_str("FACEAUTH_EMBEDDER_TARGET", cls.embedder_target),
+            grpc_timeout=env_float("FACEAUTH_GRPC_TIMEOUT", cls.grpc_timeout),
+            model_info_ttl=env_float("FACEAUTH_MODEL_INFO_TTL", cls.model_info_ttl),
+            jwt_current_key_file=Path(env_str("FACEAUTH_JWT_CURRENT_KEY_FILE", str(cls.jwt_current_key_file))),
+            jwt_next_key_file=Path(next_key) if next_key else None,
+            jwt_previous_key_file=Path(previous_key) if previous_key else None,
+            jwt_issuer=env_str("FACEAUTH_JWT_ISSUER", cls.jwt_issuer),
+            token_lifetime=env_int("FACEAUTH_TOKEN_LIFETIME", cls.token_lifetime),
+            max_upload_bytes=env_int("FACEAUTH_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            max_templates_per_user=env_int("FACEAUTH_MAX_TEMPLATES_PER_USER", cls.max_templates_per_user),
+            min_face_size=env_float("FACEAUTH_MIN_FACE_SIZE", cls.min_face_size),
+            min_sharpness=env_float("FACEAUTH_MIN_SHARPNESS", cls.min_sharpness),
+            lockout_max_failures=env_int("FACEAUTH_LOCKOUT_MAX_FAILURES", cls.lockout_max_failures),
+            lockout_window=env_float("FACEAUTH_LOCKOUT_WINDOW", cls.lockout_window),
+            rate_limit=env_str("FACEAUTH_RATE_LIMIT", cls.rate_limit),
+            rate_limit_storage_uri=env_str("FACEAUTH_RATE_LIMIT_STORAGE_URI", cls.rate_limit_storage_uri),
+            hnsw_ef_search=env_int("FACEAUTH_HNSW_EF_SEARCH", cls.hnsw_ef_search),
+            log_level=env_str("FACEAUTH_LOG_LEVEL", cls.log_level),
+        )

@@ -1,0 +1,60 @@
+"""The database connection: one engine per process and a transaction per unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+VECTOR_COLUMN = "embedding_vec"  # added by migration 0002 where pgvector is available
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine with the settings faceauth relies on: SQLite enforces foreign keys, Postgres pings connections."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url)
+        sa.event.listen(engine, "connect", _sqlite_foreign_keys)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _sqlite_foreign_keys(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Database:
+    """Sessions for the request handlers; every write happens inside one ``transaction()``."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.vector_dimensions = self._vector_dimensions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """Commit when the block ends normally, roll everything back when it raises."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def _vector_dimensions(self) -> int | None:
+        """Dimensions of the pgvector column, or None when the database has none (SQLite, no extension)."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        query = sa.text("select atttypmod from pg_attribute "
+                        "where attrelid = 'face_templates'::regclass and attname = :column and not attisdropped")
+        with self.engine.connect() as connection:
+            return connection.execute(query, {"column": VECTOR_COLUMN}).scalar_one_or_none()
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(sa.text("select 1"))

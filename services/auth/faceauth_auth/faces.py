@@ -1,0 +1,81 @@
+"""Plain data passed between the face pipeline, matching and storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# The order of DetectorService's five landmarks (proto/faceauth/v1/common.proto).
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right")
+
+
+@dataclass(frozen=True)
+class EmbeddingModel:
+    """The model behind an embedding: embeddings of two different models are never compared."""
+
+    name: str
+    version: int
+    dimensions: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the embedder reports about its model, with the distance thresholds calibrated for it."""
+
+    model: EmbeddingModel
+    default_threshold: float  # FMR 1e-3
+    strict_threshold: float  # FMR 1e-4
+
+    def threshold(self, operating_point: str) -> float:
+        return self.strict_threshold if operating_point == "strict" else self.default_threshold
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Whether a face is good enough to enrol or log in with, and why not."""
+
+    sharpness: float  # variance of the Laplacian of the face crop (see faceauth_auth.quality)
+    reasons: tuple[str, ...]  # empty when usable: face_too_small, face_too_blurry
+
+    @property
+    def usable(self) -> bool:
+        return not self.reasons
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face as the detector found it, with the auth service's quality verdict."""
+
+    box: tuple[float, float, float, float]  # x_min, y_min, x_max, y_max
+    score: float
+    landmarks: np.ndarray  # (5, 2), LANDMARK_NAMES order
+    landmark_score: float
+    yaw_degrees: float
+    quality: Quality
+
+    @property
+    def size(self) -> float:
+        """The shorter side of the box in pixels."""
+        return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Every face found in one photo, best first, in the pixels of the upright image."""
+
+    width: int
+    height: int
+    faces: list[DetectedFace]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The embedding of the one usable face of an uploaded photo."""
+
+    embedding: np.ndarray  # (D,) float32, unit length
+    info: ModelInfo

@@ -1,0 +1,61 @@
+"""gunicorn settings: ``gunicorn -c python:faceauth_auth.gunicorn_conf`` serves the auth service.
+
+The master prepares the database once before forking (so workers never race on migrations), and
+every worker is a separate process, so Prometheus metrics go through PROMETHEUS_MULTIPROC_DIR.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from faceauth.config import env_int, env_str
+
+# prometheus_client picks its multi-process mode when first imported, so the directory is chosen
+# before anything imports it; files of a previous run would add old counts, so they go.
+_METRICS_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="faceauth-metrics-")))
+
+wsgi_app = "faceauth_auth.wsgi:app"
+_ADDRESS = env_str("FACEAUTH_BIND_ADDRESS", "0.0.0.0")
+_PORT = env_int("FACEAUTH_PORT", 8000)
+bind = f"{_ADDRESS}:{_PORT}"
+workers = env_int("FACEAUTH_WORKERS", 2)
+# Threads: a request mostly waits on the detector, the embedder and the database.
+worker_class = "gthread"
+threads = env_int("FACEAUTH_THREADS", 4)
+timeout = 30
+graceful_timeout = 25  # Kubernetes kills the pod 30 s after SIGTERM by default
+errorlog = "-"
+# gunicorn's own messages as the same JSON lines as the app's (faceauth.logs).
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "faceauth.logs.JsonFormatter", "service": "auth"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False}},
+}
+
+
+# The hooks import lazily so that nothing imports prometheus_client before the variable above is set.
+def on_starting(_server: Any) -> None:
+    _METRICS_DIR.mkdir(parents=True, exist_ok=True)
+    for stale in _METRICS_DIR.glob("*.db"):
+        stale.unlink()
+    from faceauth import logs
+    from faceauth_auth.config import Settings
+    from faceauth_auth.db import create_engine
+    from faceauth_auth.migrate import prepare
+
+    settings = Settings.from_env()
+    logs.configure("auth", settings.log_level)
+    engine = create_engine(settings.database_url)
+    prepare(settings, engine)
+    engine.dispose()  # no connection may cross the fork
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,64 @@
+"""Prometheus metrics of the auth service.
+
+Under gunicorn every worker is a process, so prometheus_client runs in multi-process mode
+(PROMETHEUS_MULTIPROC_DIR, set up by gunicorn_conf) and /metrics aggregates the workers' files. The
+number of enrolled templates is read from the database at scrape time: it is the same for all
+workers and survives restarts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+# An auth call is a detector call plus an embedder call plus a few queries: ~0.1 s, up to seconds queued.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)
+# Euclidean distances between unit vectors lie in [0, 2]; the thresholds sit near 0.35-0.4.
+DISTANCE_BUCKETS = (0.2, 0.25, 0.3, 0.325, 0.35, 0.375, 0.4, 0.425, 0.45, 0.5, 0.6, 0.8, 1.0, 1.2)
+
+http_duration = Histogram(
+    "faceauth_http_request_duration_seconds", "Time to answer an HTTP request, by endpoint and status.",
+    ["endpoint", "status"], buckets=LATENCY_BUCKETS)
+login_outcomes = Counter(
+    "faceauth_login_outcomes_total", "Face-login answers by outcome.", ["outcome"])
+match_distance = Histogram(
+    "faceauth_match_distance", "Distance behind each match decision: genuine (accepted) or impostor (rejected).",
+    ["decision"], buckets=DISTANCE_BUCKETS)
+downstream_duration = Histogram(
+    "faceauth_downstream_request_duration_seconds", "Time of calls to the detector and embedder, by status.",
+    ["service", "code"], buckets=LATENCY_BUCKETS)
+downstream_errors = Counter(
+    "faceauth_downstream_errors_total", "Calls to the detector and embedder that did not end OK.",
+    ["service", "code"])
+
+
+class TemplateCountCollector(Collector):
+    """faceauth_enrolled_templates, counted in the database at scrape time."""
+
+    def __init__(self, count: Callable[[], dict[str, int]]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily("faceauth_enrolled_templates", "Face templates stored, by embedding model.",
+                                  labels=["model"])
+        for model, count in self._count().items():
+            gauge.add_metric([model], count)
+        yield gauge
+
+
+def exposition(count_templates: Callable[[], dict[str, int]]) -> tuple[bytes, str]:
+    """The /metrics body and content type: this process's (or all workers') metrics and the template gauge."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        process_metrics = generate_latest(registry)
+    else:
+        process_metrics = generate_latest(REGISTRY)
+    templates = CollectorRegistry()
+    templates.register(TemplateCountCollector(count_templates))
+    return process_metrics + generate_latest(templates), CONTENT_TYPE_LATEST

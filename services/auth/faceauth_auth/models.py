@@ -1,0 +1,115 @@
+"""The tables, as SQLAlchemy 2.0 typed models. Alembic migrations (``migrations/``) create them.
+
+No photo is ever stored: a face is kept only as its embedding, tagged with the model that made it,
+because embeddings of different models (or versions) are not comparable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+USER_ID_LENGTH = 128
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite hands back naive ones otherwise)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; use datetime.now(UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Application(Base):
+    """A client application; its users, keys and faces never mix with another application's."""
+
+    __tablename__ = "applications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    operating_point: Mapped[str] = mapped_column(sa.String(16), default="default")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """A key an application authenticates with; only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id", ondelete="CASCADE"))
+    key_id: Mapped[str] = mapped_column(sa.String(16), unique=True)  # public: the first 16 hex of the hash
+    key_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    application: Mapped[Application] = relationship()
+
+
+class User(Base):
+    """An end user of one application, named by the application's own id for them."""
+
+    __tablename__ = "users"
+    __table_args__ = (sa.UniqueConstraint("application_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    templates: Mapped[list[FaceTemplate]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class FaceTemplate(Base):
+    """One enrolled face: the embedding (float32 little-endian bytes) and the model that produced it."""
+
+    __tablename__ = "face_templates"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    model_name: Mapped[str] = mapped_column(sa.String(64))
+    model_version: Mapped[int]
+    dimensions: Mapped[int]
+    embedding: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="templates")
+
+
+class LoginAttempt(Base):
+    """A face-login decision, kept for the lockout and as an audit trail (the distance stays here)."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (sa.Index("ix_login_attempts_lookup", "application_id", "external_user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id", ondelete="CASCADE"))
+    # Not a foreign key: failures for unknown user ids count too, so the lockout cannot tell them apart.
+    external_user_id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH))
+    succeeded: Mapped[bool]
+    distance: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

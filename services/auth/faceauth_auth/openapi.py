@@ -1,0 +1,187 @@
+"""The OpenAPI 3.1 description of the HTTP API, written by hand next to the code it describes.
+
+tests/test_auth_api.py checks that it names exactly the routes the app serves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faceauth_auth.uploads import USER_ID_RULE
+
+JSON = "application/json"
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": _ref("Error")}}}
+
+
+def _ok(description: str, schema: Schema) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _upload(with_user: bool) -> Schema:
+    """A photo as multipart/form-data or as base64 in JSON."""
+    user = {"user_id": {"type": "string", "description": USER_ID_RULE}} if with_user else {}
+    required = ["user_id", "image"] if with_user else ["image"]
+    return {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": required, "properties": {
+            **user, "image": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP, <= 10 MiB"}}}},
+        JSON: {"schema": {"type": "object", "required": required, "properties": {
+            **user, "image": {"type": "string", "contentEncoding": "base64",
+                              "description": "base64 of a JPEG, PNG or WebP (a data: URL is accepted)"}}}},
+    }}
+
+
+# Answers every photo endpoint may give besides its own.
+_PHOTO_ERRORS = {
+    "400": _error("Malformed request: missing_user_id, invalid_user_id, missing_image, empty_image, invalid_json, "
+                  "invalid_image_encoding, unsupported_image, corrupt_image"),
+    "413": _error("payload_too_large: the body or the image is too large"),
+    "415": _error("unsupported_media_type: send multipart/form-data or application/json"),
+    "422": _error("The photo cannot be used: no_face, multiple_faces, face_too_small, face_too_blurry, "
+                  "image_too_large (pixels), image_too_small"),
+    "503": _error("service_unavailable: the detector, embedder or database is unreachable; retry"),
+}
+_KEY_ERRORS = {
+    "401": _error("missing_api_key or invalid_api_key"),
+    "429": _error("rate_limited: too many requests for this application (Retry-After)"),
+}
+_USER_ID = {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"},
+            "description": USER_ID_RULE}
+_FACE_ID = {"name": "face_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+
+
+def _operation(tag: str, summary: str, description: str, responses: Schema, *, upload: bool | None = None,
+               parameters: list[Schema] | None = None, secured: bool = True) -> Schema:
+    merged = {**(_PHOTO_ERRORS if upload is not None else {}), **(_KEY_ERRORS if secured else {}), **responses}
+    operation: Schema = {"tags": [tag], "summary": summary, "description": description,
+                         "responses": dict(sorted(merged.items()))}
+    if upload is not None:
+        operation["requestBody"] = _upload(upload)
+    if parameters:
+        operation["parameters"] = parameters
+    if not secured:
+        operation["security"] = []
+    return operation
+
+
+_SCHEMAS: Schema = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+    "Token": {"type": "object", "required": ["access_token", "token_type", "expires_in"], "properties": {
+        "access_token": {"type": "string", "description": "JWT (ES256 or RS256); claims iss, aud (the "
+                                                          "application), sub (user_id), iat, exp, jti, amr=[face]"},
+        "token_type": {"const": "Bearer"}, "expires_in": {"type": "integer", "description": "seconds"}}},
+    "Enrolled": {"type": "object", "required": ["user_id", "face_id", "model"], "properties": {
+        "user_id": {"type": "string"}, "face_id": {"type": "string", "format": "uuid"}, "model": _ref("Model")}},
+    "Model": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "integer"},
+                                               "dimensions": {"type": "integer"}}},
+    "Verification": {"type": "object", "required": ["match", "confidence"], "properties": {
+        "match": {"type": "boolean"},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                       "description": "1 - distance / (2 * threshold), clipped; 0.5 at the threshold"}}},
+    "Identification": {"type": "object", "required": ["match", "user_id", "confidence"], "properties": {
+        "match": {"type": "boolean"}, "user_id": {"type": ["string", "null"]},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1}}},
+    "Point": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}}},
+    "Face": {"type": "object", "properties": {
+        "box": {"type": "object", "properties": {k: {"type": "number"} for k in ("x_min", "y_min", "x_max", "y_max")}},
+        "score": {"type": "number"},
+        "landmarks": {"type": "object", "properties": {
+            k: _ref("Point") for k in ("left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right")}},
+        "landmark_score": {"type": "number"}, "yaw_degrees": {"type": "number"},
+        "quality": {"type": "object", "properties": {
+            "usable": {"type": "boolean"},
+            "reasons": {"type": "array", "items": {"enum": ["face_too_small", "face_too_blurry"]}},
+            "sharpness": {"type": "number", "description": "variance of the Laplacian of the 128 px face crop"}}}}},
+    "Detection": {"type": "object", "properties": {
+        "image": {"type": "object", "properties": {"width": {"type": "integer"}, "height": {"type": "integer"}}},
+        "faces": {"type": "array", "items": _ref("Face")}}},
+    "User": {"type": "object", "properties": {"user_id": {"type": "string"},
+                                              "created_at": {"type": "string", "format": "date-time"},
+                                              "face_count": {"type": "integer"}}},
+    "Faces": {"type": "object", "properties": {"faces": {"type": "array", "items": {"type": "object", "properties": {
+        "face_id": {"type": "string", "format": "uuid"}, "created_at": {"type": "string", "format": "date-time"},
+        "model": _ref("Model")}}}}},
+    "Jwks": {"type": "object", "properties": {"keys": {"type": "array", "items": {"type": "object"}}}},
+}
+
+_PATHS: Schema = {
+    "/auth/face-register": {"post": _operation(
+        "auth", "Enrol a face", "Stores the embedding of the photo's one usable face for user_id (created if "
+        "new). No photo is kept.",
+        {"201": _ok("Enrolled", _ref("Enrolled")),
+         "409": _error("too_many_faces: the user has the maximum number of faces")}, upload=True)},
+    "/auth/face-login": {"post": _operation(
+        "auth", "Log in with a face", "Compares the photo's face with the user's enrolled faces (same model only) "
+        "and returns a short-lived access token on a match. An unknown user gets the same 401 as a mismatch.",
+        {"200": _ok("Matched", _ref("Token")),
+         "401": _error("face_mismatch (also for an unknown user), missing_api_key, invalid_api_key"),
+         "409": _error("reenrolment_required: no face enrolled with the current model"),
+         "429": _error("too_many_attempts: locked after repeated failures (Retry-After), or rate_limited")},
+        upload=True)},
+    "/auth/face-verify": {"post": _operation(
+        "auth", "Verify a face (1:1)", "Is this the user? No token is issued.",
+        {"200": _ok("Decision", _ref("Verification")), "404": _error("user_not_found"),
+         "409": _error("reenrolment_required")}, upload=True)},
+    "/auth/face-identify": {"post": _operation(
+        "auth", "Identify a face (1:N)", "Which enrolled user of this application, if any, is in the photo.",
+        {"200": _ok("Decision", _ref("Identification"))}, upload=False)},
+    "/v1/faces/detect": {"post": _operation(
+        "faces", "Detect faces", "Boxes, five landmarks and a quality verdict for every face in the photo.",
+        {"200": _ok("Faces found", _ref("Detection"))}, upload=False)},
+    "/v1/users/{user_id}": {
+        "get": _operation("users", "Get a user", "", {"200": _ok("The user", _ref("User")),
+                                                      "404": _error("user_not_found")}, parameters=[_USER_ID]),
+        "delete": _operation("users", "Delete a user", "Removes the user, every enrolled face and the login "
+                             "history (right to erasure).", {"204": {"description": "Deleted"},
+                                                             "404": _error("user_not_found")},
+                             parameters=[_USER_ID]),
+    },
+    "/v1/users/{user_id}/faces": {"get": _operation(
+        "users", "List a user's faces", "", {"200": _ok("Faces", _ref("Faces")), "404": _error("user_not_found")},
+        parameters=[_USER_ID])},
+    "/v1/users/{user_id}/faces/{face_id}": {"delete": _operation(
+        "users", "Delete one face", "", {"204": {"description": "Deleted"},
+                                         "404": _error("user_not_found or face_not_found")},
+        parameters=[_USER_ID, _FACE_ID])},
+    "/.well-known/jwks.json": {"get": _operation(
+        "tokens", "Token verification keys", "The current and next signing keys (RFC 7517).",
+        {"200": _ok("JWKS", _ref("Jwks"))}, secured=False)},
+    "/healthz": {"get": _operation("operations", "Liveness", "The process answers.",
+                                   {"200": {"description": "Alive"}}, secured=False)},
+    "/readyz": {"get": _operation("operations", "Readiness", "The database and both gRPC services answer.",
+                                  {"200": {"description": "Ready"}, "503": _error("not_ready")}, secured=False)},
+    "/metrics": {"get": _operation("operations", "Prometheus metrics", "",
+                                   {"200": {"description": "Prometheus text format",
+                                            "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                                   secured=False)},
+    "/openapi.json": {"get": _operation("operations", "This document", "",
+                                        {"200": {"description": "OpenAPI 3.1"}}, secured=False)},
+    "/docs": {"get": _operation("operations", "This document as HTML", "",
+                                {"200": {"description": "HTML", "content": {"text/html": {}}}}, secured=False)},
+}
+
+SPEC: Schema = {
+    "openapi": "3.1.0",
+    "info": {"title": "faceauth", "version": "1.0.0",
+             "description": "Face enrolment, face login with signed JWTs, 1:1 verification and 1:N "
+                            "identification. Every error is {\"error\": {\"code\", \"message\"}}."},
+    "servers": [{"url": "/"}],
+    "security": [{"bearerApiKey": []}, {"headerApiKey": []}],
+    "paths": _PATHS,
+    "components": {
+        "schemas": _SCHEMAS,
+        "securitySchemes": {
+            "bearerApiKey": {"type": "http", "scheme": "bearer", "description": "The application's API key"},
+            "headerApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        },
+    },
+}

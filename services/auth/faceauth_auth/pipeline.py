@@ -1,0 +1,94 @@
+"""The face pipeline as the auth service sees it: detect, judge quality, embed — over gRPC.
+
+Photos are sent as they were uploaded (the detector and embedder decode them safely); the auth
+service decodes a photo itself only to measure the sharpness of the faces found in it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from faceauth.errors import InvalidInput
+from faceauth.grpc import landmarks
+from faceauth.grpc.client import SERVICES, DetectorClient, EmbedderClient
+from faceauth.images import DEFAULT_LIMITS, decode_image
+from faceauth_auth import downstream
+from faceauth_auth.errors import ApiError
+from faceauth_auth.faces import DetectedFace, Detection, EmbeddingModel, ModelInfo, Probe
+from faceauth_auth.quality import QualityPolicy, single_usable
+
+HEALTH_TIMEOUT = 1.0  # seconds; readiness probes must answer quickly
+
+
+class FacePipeline:
+    """Thread-safe; one per process, sharing the gRPC channels."""
+
+    def __init__(self, detector: DetectorClient, embedder: EmbedderClient, policy: QualityPolicy,
+                 model_info_ttl: float) -> None:
+        self.detector = detector
+        self.embedder = embedder
+        self.policy = policy
+        self._ttl = model_info_ttl
+        self._info: tuple[float, ModelInfo] | None = None
+        self._lock = threading.Lock()
+
+    def model_info(self) -> ModelInfo:
+        """The embedder's model and thresholds, re-read every ``model_info_ttl`` seconds (models get upgraded)."""
+        with self._lock:
+            if self._info is None or time.monotonic() - self._info[0] > self._ttl:
+                with downstream.call("embedder"):
+                    reply = self.embedder.model_info()
+                model = EmbeddingModel(reply.model.name, int(reply.model.version), int(reply.embedding_size))
+                self._info = (time.monotonic(), ModelInfo(model, float(reply.default_threshold),
+                                                          float(reply.strict_threshold)))
+            return self._info[1]
+
+    def readiness(self) -> dict[str, bool]:
+        """Whether each gRPC service reports SERVING to the standard health check (fast, no retries)."""
+        checks = {}
+        channels = {"detector": self.detector.channel, "embedder": self.embedder.channel}
+        for (name, channel), service in zip(channels.items(), SERVICES, strict=True):
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service),
+                                                                  timeout=HEALTH_TIMEOUT)
+                checks[name] = reply.status == health_pb2.HealthCheckResponse.SERVING
+            except grpc.RpcError:
+                checks[name] = False
+        return checks
+
+    def detect(self, image: bytes) -> Detection:
+        """Every face in the photo with its quality verdict."""
+        if len(image) > DEFAULT_LIMITS.max_bytes:
+            raise ApiError(413, "payload_too_large", f"the image is larger than {DEFAULT_LIMITS.max_bytes} bytes")
+        with downstream.call("detector"):
+            reply = self.detector.detect(image)
+        if not reply.faces:
+            return Detection(reply.image_width, reply.image_height, [])
+        try:
+            pixels = decode_image(image)
+        except InvalidInput as error:  # the detector accepted it, so this is unexpected but still the image's fault
+            raise ApiError(422, error.code, error.message) from error
+        faces = []
+        for face in reply.faces:
+            box = (face.box.x_min, face.box.y_min, face.box.x_max, face.box.y_max)
+            faces.append(DetectedFace(box, face.score, landmarks.to_array(face.landmarks), face.landmark_score,
+                                      face.yaw_degrees, self.policy.assess(pixels, box)))
+        return Detection(reply.image_width, reply.image_height, faces)
+
+    def probe(self, image: bytes) -> Probe:
+        """The embedding of the photo's one usable face; a 422 when there is not exactly one."""
+        info = self.model_info()
+        face = single_usable(self.detect(image).faces)
+        with downstream.call("embedder"):
+            embedding = self.embedder.embed(image, landmarks.to_message(face.landmarks))
+        if embedding.shape != (info.model.dimensions,):
+            with self._lock:
+                self._info = None  # read the model again on the next call
+            raise ApiError(503, "service_unavailable", "the embedder's model changed; try again shortly",
+                           {"Retry-After": "1"})
+        return Probe(np.asarray(embedding, dtype=np.float32), info)

@@ -1,0 +1,43 @@
+"""Applications and their API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, contains_eager
+
+from faceauth_auth.models import ApiKey, Application
+
+
+def get_or_create(session: Session, name: str, operating_point: str | None = None) -> Application:
+    """The application called ``name``, created if missing; ``operating_point`` (when given) is set on it."""
+    application = session.scalar(sa.select(Application).where(Application.name == name))
+    if application is None:
+        application = Application(name=name, operating_point="default")
+        session.add(application)
+    if operating_point is not None:
+        application.operating_point = operating_point
+    session.flush()
+    return application
+
+
+def add_key(session: Session, application: Application, key_id: str, key_hash: str) -> ApiKey:
+    key = ApiKey(application_id=application.id, key_id=key_id, key_hash=key_hash)
+    session.add(key)
+    session.flush()
+    return key
+
+
+def find_key(session: Session, key_id: str) -> ApiKey | None:
+    """The unrevoked key with this id, its application loaded."""
+    query = (sa.select(ApiKey).join(ApiKey.application)
+             .where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None))
+             .options(contains_eager(ApiKey.application)))
+    return session.scalar(query)
+
+
+def revoke_key(session: Session, key_id: str, when: datetime) -> bool:
+    result = session.execute(sa.update(ApiKey).where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None))
+                             .values(revoked_at=when))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,28 @@
+"""1:N identification: the enrolled template nearest to a probe, within one application.
+
+With pgvector (migration 0002) Postgres answers in SQL and its planner chooses: an exact scan of a
+small application's templates, the HNSW index (L2) for a large one. Without pgvector every template
+of the application made by the current model is read and compared exactly in process, which is fine
+for thousands of templates and the reason to run Postgres with pgvector beyond that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from faceauth_auth.faces import EmbeddingModel
+from faceauth_auth.matching import nearest_distance
+from faceauth_auth.repositories import users
+
+
+def nearest(session: Session, application_id: int, model: EmbeddingModel, probe: np.ndarray,
+            vector_dimensions: int | None, ef_search: int) -> tuple[str, float] | None:
+    """(user id, distance) of the nearest template made by ``model``, or None when there is none."""
+    if vector_dimensions == model.dimensions:
+        return users.nearest_by_vector(session, application_id, model, probe, ef_search)
+    owners, embeddings = users.application_embeddings(session, application_id, model)
+    if not owners:
+        return None
+    best, distance = nearest_distance(probe, embeddings)
+    return owners[best], distance

@@ -1,0 +1,140 @@
+"""Fixtures of the auth service's tests: a real Postgres database, real detector and embedder processes.
+
+Test modules load them with ``pytest_plugins = ["tests.auth_fixtures"]`` and never import this module
+(pytest must import it first to rewrite its asserts); helpers live in auth_helpers. The gRPC servers
+start once per session (TensorFlow takes a while to load); each test that needs isolation gets its
+own application (API key), so tests share the database without seeing each other's users.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.engine import make_url
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from faceauth.grpc.launch import ServiceProcess
+from faceauth_auth import apikeys
+from faceauth_auth.app import create_app
+from faceauth_auth.config import Settings
+from faceauth_auth.db import Database
+from faceauth_auth.tokens import write_key_pair
+from tests.auth_helpers import Application, Headers, ModelServices
+
+
+@pytest.fixture(scope="session")
+def model_services(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServices]:
+    env = {"FACEAUTH_MODEL_DIR": str(model_dir), "PYTHONPATH": os.pathsep.join(sys.path),
+           "TF_CPP_MIN_LOG_LEVEL": "2", "FACEAUTH_INTRA_OP_THREADS": "2"}
+    log_path = tmp_path_factory.mktemp("grpc") / "detector.log"
+    with log_path.open("wb") as detector_log:
+        services = ModelServices(ServiceProcess("faceauth_detector", env, detector_log),
+                                 ServiceProcess("faceauth_embedder", env), log_path)
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(ServiceProcess.start, (services.detector, services.embedder)))
+            yield services
+        finally:
+            services.detector.stop()
+            services.embedder.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_database_url(postgres_url: str) -> Iterator[str]:
+    """A database of its own on the real Postgres, dropped at the end, so parallel runs never collide."""
+    name = f"faceauth_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'create database "{name}"'))
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def jwt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("jwt")
+    write_key_pair(directory, "ES256")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def auth_settings(model_services: ModelServices, auth_database_url: str, jwt_dir: Path) -> Settings:
+    return Settings(database_url=auth_database_url, detector_target=model_services.detector.target,
+                    embedder_target=model_services.embedder.target,
+                    jwt_current_key_file=jwt_dir / "current.pem", jwt_next_key_file=jwt_dir / "next.pem",
+                    grpc_timeout=5.0)
+
+
+@pytest.fixture(scope="session")
+def auth_app(auth_settings: Settings) -> Flask:
+    return create_app(auth_settings)
+
+
+@pytest.fixture(scope="session")
+def make_app(auth_settings: Settings) -> Callable[..., Flask]:
+    """Another app on the same database and services with some settings changed."""
+    return lambda **changes: create_app(replace(auth_settings, **changes))
+
+
+@pytest.fixture
+def http(auth_app: Flask) -> FlaskClient:
+    return auth_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def auth_db(auth_app: Flask) -> Database:
+    db: Database = auth_app.extensions["faceauth"].db
+    return db
+
+
+@pytest.fixture(scope="session")
+def new_application(auth_db: Database) -> Callable[[], Application]:
+    """A new application with an API key: its users are the calling test's alone."""
+    def create() -> Application:
+        name = f"test-{uuid.uuid4().hex[:10]}"
+        with auth_db.transaction() as session:
+            _, key = apikeys.create(session, name)
+        return Application(name, {"Authorization": f"Bearer {key}"})
+    return create
+
+
+@pytest.fixture
+def application(new_application: Callable[[], Application]) -> Application:
+    return new_application()
+
+
+@pytest.fixture
+def headers(application: Application) -> Headers:
+    return application.headers
+
+
+@pytest.fixture(scope="session")
+def served(auth_app: Flask) -> Iterator[str]:
+    """The session's app on a real localhost port (werkzeug, threaded); yields its base URL."""
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, auth_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def photo(lfw: Path) -> Callable[[str, int], bytes]:
+    """The bytes of LFW photo number ``index`` of ``name``."""
+    return lambda name, index: (lfw / "images" / name / f"{name}_{index:04d}.jpg").read_bytes()

@@ -1,0 +1,99 @@
+"""Helpers and constants of the auth service's tests (the fixtures are in auth_fixtures)."""
+
+from __future__ import annotations
+
+import io
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+from werkzeug.test import TestResponse
+
+from faceauth.grpc.launch import ServiceProcess
+from faceauth_auth.db import create_engine
+
+# LFW people and photos with exactly one face in them (checked with /v1/faces/detect).
+ALICE = "Tony_Blair"  # photos 2-6; photo 1 shows a second face
+BOB = "Serena_Williams"  # photos 1-3, 5, 6
+CAROL = "Laura_Bush"  # photos 1, 3-6
+TWO_FACES = (ALICE, 1)
+STRANGER = ("Andre_Agassi", 1)  # far from all three (Hans_Blix_0002 is a false match for ALICE)
+
+Headers = dict[str, str]
+Photo = Callable[[str, int], bytes]
+
+
+@dataclass
+class ModelServices:
+    """The detector and embedder as production runs them: `python -m` processes on free local ports."""
+
+    detector: ServiceProcess
+    embedder: ServiceProcess
+    detector_log: Path
+
+
+@dataclass(frozen=True)
+class Application:
+    """A client application of the test database and the headers that carry its API key."""
+
+    name: str
+    headers: Headers
+
+
+def upload(user_id: str | None, image: bytes) -> dict[str, Any]:
+    """Keyword arguments of a Flask test-client call posting a multipart upload."""
+    data: dict[str, Any] = {"image": (io.BytesIO(image), "photo.jpg")}
+    if user_id is not None:
+        data["user_id"] = user_id
+    return {"data": data, "content_type": "multipart/form-data"}
+
+
+def transformed(image: bytes, change: Callable[[Image.Image], Image.Image]) -> bytes:
+    """``image`` changed by ``change`` and saved again as JPEG."""
+    out = io.BytesIO()
+    change(Image.open(io.BytesIO(image)).convert("RGB")).save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
+def template_rows(db_url: str, face_ids: list[str]) -> int:
+    """How many face_templates rows with these ids exist, counted on a connection of its own."""
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        count = connection.execute(sa.text("select count(*) from face_templates where cast(id as text) = any(:ids)"),
+                                   {"ids": [str(uuid.UUID(i)) for i in face_ids]}).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
+def body(response: TestResponse) -> dict[str, Any]:
+    """The JSON object a response carries (fails the test when there is none)."""
+    data = response.get_json(silent=True)
+    assert isinstance(data, dict), f"{response.status}: {response.get_data(as_text=True)[:200]}"
+    return data
+
+
+def error_code(response: TestResponse) -> str:
+    return str(body(response)["error"]["code"])
+
+
+def http_upload(url: str, headers: Headers, user_id: str | None, image: bytes) -> urllib.request.Request:
+    """A multipart/form-data POST for urllib (which has no encoder of its own) to a served app."""
+    boundary = uuid.uuid4().hex
+    fields = "" if user_id is None else (f'--{boundary}\r\nContent-Disposition: form-data; name="user_id"\r\n\r\n'
+                                         f"{user_id}\r\n")
+    data = (f'{fields}--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
+    return urllib.request.Request(url, data=data, method="POST",
+                                  headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+def samples(exposition: str) -> list[Sample]:
+    """Every sample of a Prometheus text exposition."""
+    return [sample for family in text_string_to_metric_families(exposition) for sample in family.samples]

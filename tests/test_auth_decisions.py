@@ -1,0 +1,98 @@
+"""The auth service's decision rules on their own: lockout timing, confidence, face selection, gRPC errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+
+from faceauth.grpc.status import ERROR_CODE_KEY
+from faceauth_auth.downstream import to_api_error
+from faceauth_auth.errors import ApiError
+from faceauth_auth.faces import DetectedFace, Quality
+from faceauth_auth.lockout import LockoutPolicy
+from faceauth_auth.matching import Decision, nearest_distance
+from faceauth_auth.quality import QualityPolicy, sharpness, single_usable
+
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def test_lockout_lifts_when_enough_failures_leave_the_window() -> None:
+    policy = LockoutPolicy(max_failures=3, window=900)
+    failures = [NOW - timedelta(seconds=s) for s in (600, 300, 200, 10)]
+    assert policy.retry_after(failures[:2], NOW) is None
+    # Four failures: the lock lifts when the second oldest leaves the window (900 - 300 s from now).
+    assert policy.retry_after(failures, NOW) == pytest.approx(600)
+    assert policy.retry_after(failures, NOW + timedelta(seconds=601)) is None
+    assert LockoutPolicy(max_failures=0, window=900).retry_after(failures, NOW) is None
+
+
+def test_confidence_is_one_half_at_the_threshold() -> None:
+    assert Decision(True, 0.0, 0.38).confidence == 1.0
+    assert Decision(False, 0.38, 0.38).confidence == 0.5
+    assert Decision(False, 1.2, 0.38).confidence == 0.0
+    index, distance = nearest_distance(np.array([1.0, 0.0]), np.array([[0.0, 1.0], [0.6, 0.8]]))
+    assert index == 1 and distance == pytest.approx(np.sqrt(0.16 + 0.64))
+
+
+def _face(size: float, reasons: tuple[str, ...] = ()) -> DetectedFace:
+    return DetectedFace((0, 0, size, size), 0.9, np.zeros((5, 2), np.float32), 0.9, 0.0, Quality(50.0, reasons))
+
+
+@pytest.mark.parametrize(("faces", "code"), [
+    ([], "no_face"),
+    ([_face(30, ("face_too_small",))], "face_too_small"),
+    ([_face(100), _face(90)], "multiple_faces"),
+    ([_face(100, ("face_too_blurry",)), _face(20, ("face_too_small",))], "face_too_blurry"),
+])
+def test_exactly_one_usable_face(faces: list[DetectedFace], code: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        single_usable(faces)
+    assert (refused.value.status, refused.value.code) == (422, code)
+
+
+def test_a_small_face_in_the_background_does_not_count() -> None:
+    user = _face(120)
+    assert single_usable([_face(25, ("face_too_small",)), user]) is user
+
+
+def test_sharpness_drops_with_blur() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    blurred = cv2.GaussianBlur(image, (0, 0), 3)
+    box = (50.0, 50.0, 150.0, 150.0)
+    assert sharpness(image, box) > 100 > 15 > sharpness(blurred, box)
+    policy = QualityPolicy(min_face_size=60, min_sharpness=15)
+    assert policy.assess(blurred, box).reasons == ("face_too_blurry",)
+    assert policy.assess(image, (0.0, 0.0, 40.0, 40.0)).reasons == ("face_too_small",)
+    assert policy.assess(image, box).usable
+
+
+class _Failed(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, reason: str | None = None) -> None:
+        self._code, self._reason = code, reason
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return "details"
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ((ERROR_CODE_KEY, self._reason),) if self._reason else ()
+
+
+@pytest.mark.parametrize(("error", "status", "code"), [
+    (_Failed(grpc.StatusCode.UNAVAILABLE), 503, "service_unavailable"),
+    (_Failed(grpc.StatusCode.DEADLINE_EXCEEDED), 503, "service_unavailable"),
+    (_Failed(grpc.StatusCode.RESOURCE_EXHAUSTED), 503, "service_unavailable"),
+    (_Failed(grpc.StatusCode.INVALID_ARGUMENT, "corrupt_image"), 400, "corrupt_image"),
+    (_Failed(grpc.StatusCode.INVALID_ARGUMENT, "image_too_large"), 422, "image_too_large"),
+    (_Failed(grpc.StatusCode.INTERNAL), 502, "downstream_error"),
+])
+def test_grpc_failures_become_http_answers(error: grpc.RpcError, status: int, code: str) -> None:
+    answer = to_api_error("detector", error)
+    assert (answer.status, answer.code) == (status, code)

@@ -1,0 +1,173 @@
+"""Operations: health, readiness, metrics, request ids, the API description, gunicorn and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from faceauth.grpc.launch import free_port, total
+from faceauth_auth import __main__ as cli
+from faceauth_auth import apikeys
+from faceauth_auth.db import Database, create_engine
+from faceauth_auth.tokens import load_key
+from tests.auth_helpers import (
+    ALICE,
+    BOB,
+    TWO_FACES,
+    Headers,
+    ModelServices,
+    Photo,
+    body,
+    error_code,
+    http_upload,
+    samples,
+    upload,
+)
+
+pytest_plugins = ["tests.auth_fixtures"]
+
+
+def test_health_and_readiness(http: FlaskClient, make_app: Callable[..., Flask]) -> None:
+    assert body(http.get("/healthz")) == {"status": "ok"}
+    ready = http.get("/readyz")
+    assert ready.status_code == 200
+    assert body(ready)["checks"] == {"database": True, "detector": True, "embedder": True}
+    started = time.monotonic()
+    unready = make_app(detector_target="127.0.0.1:9").test_client().get("/readyz")
+    assert time.monotonic() - started < 3
+    assert unready.status_code == 503 and error_code(unready) == "not_ready"
+    assert body(unready)["checks"]["detector"] is False
+
+
+def test_metrics_count_logins_decisions_and_downstream_calls(http: FlaskClient, headers: Headers,
+                                                             photo: Photo) -> None:
+    before = samples(http.get("/metrics").get_data(as_text=True))
+    assert http.post("/auth/face-register", headers=headers, **upload("alice", photo(ALICE, 2))).status_code == 201
+    for image, status in ((photo(ALICE, 3), 200), (photo(BOB, 1), 401), (photo(*TWO_FACES), 422)):
+        assert http.post("/auth/face-login", headers=headers, **upload("alice", image)).status_code == status
+    after = samples(http.get("/metrics").get_data(as_text=True))
+
+    def grew(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    for outcome in ("success", "mismatch", "no_face"):
+        assert grew("faceauth_login_outcomes_total", outcome=outcome) == 1, outcome
+    assert grew("faceauth_match_distance_count", decision="genuine") >= 1
+    assert grew("faceauth_match_distance_count", decision="impostor") >= 1
+    assert grew("faceauth_http_request_duration_seconds_count", endpoint="/auth/face-login", status="401") == 1
+    assert grew("faceauth_downstream_request_duration_seconds_count", service="detector", code="OK") >= 4
+    assert grew("faceauth_downstream_request_duration_seconds_count", service="embedder", code="OK") >= 3
+    assert total(after, "faceauth_enrolled_templates", model="dlib-resnet/1") >= 1
+
+
+def test_request_id_is_echoed_and_forwarded_to_the_detector(http: FlaskClient, headers: Headers, photo: Photo,
+                                                            model_services: ModelServices) -> None:
+    request_id = f"test-{uuid.uuid4().hex}"
+    response = http.post("/v1/faces/detect", headers={**headers, "X-Request-ID": request_id},
+                         **upload(None, photo(ALICE, 2)))
+    assert response.status_code == 200 and response.headers["X-Request-ID"] == request_id
+    generated = http.get("/healthz", headers={"X-Request-ID": "not a sane id\u00e9"}).headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", generated)
+    give_up = time.monotonic() + 5
+    while request_id not in model_services.detector_log.read_text():
+        assert time.monotonic() < give_up, "the detector never logged the request id"
+        time.sleep(0.1)
+
+
+def test_openapi_describes_exactly_the_served_routes(http: FlaskClient, auth_app: Flask) -> None:
+    spec = body(http.get("/openapi.json"))
+    assert spec["openapi"] == "3.1.0"
+    served = {(re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method.lower())
+              for rule in auth_app.url_map.iter_rules() if rule.endpoint != "static"
+              for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
+    documented = {(path, method) for path, item in spec["paths"].items() for method in item}
+    assert served == documented
+    page = http.get("/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert all(path in html for path, _ in documented)
+    assert "<script" not in html
+
+
+def test_gunicorn_serves_the_app_with_multiprocess_metrics(tmp_path: Path, model_services: ModelServices,
+                                                           jwt_dir: Path, photo: Photo) -> None:
+    port = free_port()
+    key = f"gunicorn-bootstrap-{uuid.uuid4().hex}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FACEAUTH_PORT": str(port),
+           "FACEAUTH_BIND_ADDRESS": "127.0.0.1", "FACEAUTH_WORKERS": "2",
+           "FACEAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/auth.db", "FACEAUTH_BOOTSTRAP_API_KEY": key,
+           "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
+           "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
+           "FACEAUTH_DETECTOR_TARGET": model_services.detector.target,
+           "FACEAUTH_EMBEDDER_TARGET": model_services.embedder.target,
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    base = f"http://127.0.0.1:{port}"
+    with (tmp_path / "gunicorn.log").open("wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:faceauth_auth.gunicorn_conf"],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_up(f"{base}/healthz", server)
+            for _ in range(6):  # spread over both workers
+                with urllib.request.urlopen(http_upload(f"{base}/v1/faces/detect", {"X-API-Key": key}, None,
+                                                        photo(ALICE, 2)), timeout=10) as response:
+                    assert len(json.load(response)["faces"]) == 1
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+                scraped = samples(response.read().decode())
+            assert total(scraped, "faceauth_http_request_duration_seconds_count", endpoint="/v1/faces/detect") == 6
+            with urllib.request.urlopen(f"{base}/readyz", timeout=10) as response:
+                assert response.status == 200
+        finally:
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(30) == 0
+    lines = [json.loads(line) for line in (tmp_path / "gunicorn.log").read_text().splitlines() if line.startswith("{")]
+    assert any(line["message"] == "http request" and line["endpoint"] == "/v1/faces/detect" for line in lines)
+    assert all(key not in json.dumps(line) for line in lines)
+
+
+def _wait_until_up(url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    give_up = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            assert server.poll() is None, "gunicorn exited"
+            assert time.monotonic() < give_up, "gunicorn did not come up"
+            time.sleep(0.2)
+
+
+def test_management_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("FACEAUTH_DATABASE_URL", url)
+    monkeypatch.setattr(cli.logs, "configure", lambda *_: None)  # keep pytest's logging as it is
+    assert cli.main(["db", "upgrade"]) == 0
+    assert cli.main(["keys", "create", "--app", "shop", "--operating-point", "strict"]) == 0
+    printed = capsys.readouterr().out
+    found = re.search(r"key id:\s+(\S+)\napi key:\s+(\S+)", printed)
+    assert found is not None
+    key_id, key = found.groups()
+    db = Database(create_engine(url))
+    with db.transaction() as session:
+        client = apikeys.authenticate(session, key)
+    assert client is not None and (client.application, client.operating_point, client.key_id) == ("shop", "strict",
+                                                                                                  key_id)
+    assert cli.main(["keys", "revoke", key_id]) == 0 and cli.main(["keys", "revoke", key_id]) == 1
+    with db.transaction() as session:
+        assert apikeys.authenticate(session, key) is None
+    assert cli.main(["keys", "generate-jwt", "--out", str(tmp_path / "jwt"), "--algorithm", "RS256"]) == 0
+    assert load_key(tmp_path / "jwt" / "next.pem").algorithm == "RS256"

@@ -1,0 +1,142 @@
+"""Storage: migrations, the embedded SQLite default, pgvector's HNSW search, model versions kept apart."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pgserver
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from flask import Flask
+from flask.testing import FlaskClient
+
+from faceauth_auth import apikeys, migrate, search
+from faceauth_auth.db import Database, create_engine
+from faceauth_auth.faces import EmbeddingModel
+from faceauth_auth.models import FaceTemplate
+from faceauth_auth.repositories import users
+from tests.auth_helpers import ALICE, BOB, CAROL, STRANGER, Application, Headers, Photo, body, error_code, upload
+
+pytest_plugins = ["tests.auth_fixtures"]
+
+TABLES = {"applications", "api_keys", "users", "face_templates", "login_attempts"}
+
+
+def _headers(app: Flask) -> Headers:
+    with app.extensions["faceauth"].db.transaction() as session:
+        _, key = apikeys.create(session, "storage-test")
+    return {"X-API-Key": key}
+
+
+def _enrol_three(http: FlaskClient, headers: Headers, photo: Photo) -> None:
+    for user, person, index in (("alice", ALICE, 2), ("bob", BOB, 1), ("carol", CAROL, 1)):
+        response = http.post("/auth/face-register", headers=headers, **upload(user, photo(person, index)))
+        assert response.status_code == 201
+
+
+@pytest.fixture(scope="module")
+def pgvector_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throw-away Postgres with the pgvector extension (PyPI pgserver), on a Unix socket."""
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgvector"), cleanup_mode="stop")
+    try:
+        yield server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+    finally:
+        server.cleanup()
+
+
+def test_migrations_upgrade_downgrade_and_upgrade_again(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/nested/faceauth.db")
+    migrate.upgrade(engine)
+    migrate.upgrade(engine)  # nothing left to do
+    assert set(sa.inspect(engine).get_table_names()) >= TABLES
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+    assert not TABLES & set(sa.inspect(engine).get_table_names())
+    migrate.upgrade(engine)
+    assert Database(engine).vector_dimensions is None
+
+
+def test_sqlite_default_runs_the_whole_flow(make_app: Callable[..., Flask], tmp_path: Path, photo: Photo) -> None:
+    app = make_app(database_url=f"sqlite:///{tmp_path}/faceauth.db")
+    http, headers = app.test_client(), _headers(app)
+    _enrol_three(http, headers, photo)
+    assert http.post("/auth/face-login", headers=headers, **upload("alice", photo(ALICE, 3))).status_code == 200
+    assert body(http.post("/auth/face-identify", headers=headers, **upload(None, photo(BOB, 2))))["user_id"] == "bob"
+    assert http.delete("/v1/users/alice", headers=headers).status_code == 204
+    with app.extensions["faceauth"].db.engine.connect() as connection:
+        assert connection.execute(sa.text("select count(*) from face_templates")).scalar_one() == 2
+
+
+def test_pgvector_identifies_through_the_hnsw_index(make_app: Callable[..., Flask], pgvector_url: str,
+                                                    photo: Photo) -> None:
+    admin = create_engine(pgvector_url)
+    with admin.begin() as connection:
+        # Postgres scans a handful of rows exactly; without sorting, only the HNSW index gives the order.
+        connection.execute(sa.text("alter database postgres set enable_sort = off"))
+    app = make_app(database_url=pgvector_url)
+    db: Database = app.extensions["faceauth"].db
+    assert db.vector_dimensions == 128
+    http, headers = app.test_client(), _headers(app)
+    _enrol_three(http, headers, photo)
+    found = body(http.post("/auth/face-identify", headers=headers, **upload(None, photo(CAROL, 3))))
+    assert found["match"] is True and found["user_id"] == "carol"
+    stranger = body(http.post("/auth/face-identify", headers=headers, **upload(None, photo(*STRANGER))))
+    assert stranger["match"] is False and stranger["user_id"] is None
+    db.engine.dispose()  # a backend reports its statistics when its connection ends
+    assert _hnsw_scans(admin) >= 2
+    # The in-process exact search agrees with the index.
+    probe = app.extensions["faceauth"].pipeline.probe(photo(CAROL, 3))
+    with db.transaction() as session:
+        application_id = session.scalar(sa.text("select id from applications where name = 'storage-test'"))
+        by_index = search.nearest(session, application_id, probe.info.model, probe.embedding, 128, 100)
+        exact = search.nearest(session, application_id, probe.info.model, probe.embedding, None, 100)
+    assert by_index is not None and exact is not None
+    assert by_index[0] == exact[0] == "carol" and by_index[1] == pytest.approx(exact[1], abs=1e-5)
+    admin.dispose()
+
+
+def _hnsw_scans(engine: sa.Engine) -> int:
+    """Index scans of the HNSW index so far, once the backends that made them have reported."""
+    query = sa.text("select idx_scan from pg_stat_user_indexes where indexrelname = 'ix_face_templates_embedding_hnsw'")
+    give_up = time.monotonic() + 5
+    while True:
+        with engine.connect() as connection:
+            scans = int(connection.execute(query).scalar_one())
+        if scans or time.monotonic() > give_up:
+            return scans
+        time.sleep(0.2)
+
+
+def test_templates_of_another_model_version_are_never_compared(http: FlaskClient, application: Application,
+                                                                auth_db: Database, photo: Photo) -> None:
+    headers = application.headers
+    assert http.post("/auth/face-register", headers=headers, **upload("alice", photo(ALICE, 2))).status_code == 201
+    with auth_db.transaction() as session:
+        alice = users.find(session, _application_id(auth_db, application), "alice")
+        assert alice is not None
+        template = users.templates(session, alice)[0]
+        old_model = EmbeddingModel(template.model_name, template.model_version - 1, template.dimensions)
+        # Mallory's only face is Alice's own embedding, but from an older model version.
+        mallory = users.find_or_create(session, alice.application_id, "mallory")
+        users.add_template(session, mallory, old_model, users.from_bytes(template.embedding), None)
+    for path in ("/auth/face-login", "/auth/face-verify"):
+        refused = http.post(path, headers=headers, **upload("mallory", photo(ALICE, 2)))
+        assert refused.status_code == 409 and error_code(refused) == "reenrolment_required"
+    found = body(http.post("/auth/face-identify", headers=headers, **upload(None, photo(ALICE, 2))))
+    assert found["user_id"] == "alice"
+    with auth_db.transaction() as session:
+        stored = session.scalars(sa.select(FaceTemplate.embedding)).all()
+    assert all(len(blob) == 128 * np.dtype("<f4").itemsize for blob in stored)
+
+
+def _application_id(db: Database, application: Application) -> int:
+    with db.transaction() as session:
+        return int(session.scalar(sa.text("select id from applications where name = :n"), {"n": application.name}))
