@@ -44,6 +44,9 @@ $(MODELS): $(INSTALLED) models.lock.json $(wildcard libs/facemodels/*.py)
 	$(BIN)/python -m facemodels.build --lock models.lock.json --out $(FACEAUTH_MODEL_DIR)
 	touch $@
 
+run: $(INSTALLED) $(STUBS) $(MODELS) ## The whole stack on localhost (auth :8000); Ctrl-C stops it.
+	scripts/run-stack.sh
+
 test: $(INSTALLED) $(STUBS) $(MODELS) ## Run the whole test suite (starts PostgreSQL if needed).
 	scripts/ensure-postgres.sh
 	$(BIN)/pytest -q -p no:cacheprovider --shared=$(abspath $(SHARED)); status=$$?; \
