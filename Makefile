@@ -17,7 +17,7 @@ PROTOS := $(wildcard proto/faceauth/v1/*.proto)
 STUBS := libs/faceauth/v1/.generated
 MODELS := $(FACEAUTH_MODEL_DIR)/.built
 
-.PHONY: help setup proto models run test lint eval bench clean
+.PHONY: help setup proto models run test helm lint eval bench clean
 
 help: ## List the targets.
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -49,12 +49,18 @@ run: $(INSTALLED) $(STUBS) $(MODELS) ## The whole stack on localhost (auth :8000
 
 test: $(INSTALLED) $(STUBS) $(MODELS) ## Run the whole test suite (starts PostgreSQL if needed).
 	scripts/ensure-postgres.sh
+	scripts/ensure-prometheus.sh
 	$(BIN)/pytest -q -p no:cacheprovider --shared=$(abspath $(SHARED)); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$status
 
+helm: $(INSTALLED) $(STUBS) $(MODELS) ## Lint, render, validate and test the Helm chart (also part of make test).
+	scripts/ensure-prometheus.sh
+	$(BIN)/pytest -q -p no:cacheprovider --shared=$(abspath $(SHARED)) tests/test_helm_chart.py \
+	  tests/test_helm_alerts.py tests/test_helm_live.py
+
 lint: $(INSTALLED) $(STUBS) ## ruff, mypy, buf (protos) and hadolint (Dockerfiles).
 	$(BIN)/ruff check .
-	$(BIN)/mypy libs services tests
+	$(BIN)/mypy libs services tests deploy/helm/scripts
 	$(BIN)/buf lint proto
 	$(BIN)/buf format --diff --exit-code proto
 	$(BIN)/hadolint $(wildcard services/*/Dockerfile)

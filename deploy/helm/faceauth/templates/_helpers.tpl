@@ -1,0 +1,326 @@
+{{/*
+Helpers shared by every template. Component helpers take a dict: ctx (the root context) and
+component ("detector", "embedder", "auth" or "migrations" for the Job).
+*/}}
+
+{{/* The model servers; auth calls both over gRPC. */}}
+{{- define "faceauth.modelServers" -}}
+{{- list "detector" "embedder" | toJson -}}
+{{- end -}}
+
+{{/* Every long-running service. */}}
+{{- define "faceauth.services" -}}
+{{- list "detector" "embedder" "auth" | toJson -}}
+{{- end -}}
+
+{{- define "faceauth.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* <release>-<chart>, or just <release> when it already contains the chart name. */}}
+{{- define "faceauth.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "faceauth.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Name of a component's resources: <fullname>-<component>. */}}
+{{- define "faceauth.componentName" -}}
+{{- printf "%s-%s" (include "faceauth.fullname" .ctx | trunc 50 | trimSuffix "-") .component -}}
+{{- end -}}
+
+{{/* Name of a model server's headless Service, which resolves to one address per ready pod. */}}
+{{- define "faceauth.headlessName" -}}
+{{- printf "%s-headless" (include "faceauth.componentName" .) -}}
+{{- end -}}
+
+{{- define "faceauth.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of every resource; pass the root context. */}}
+{{- define "faceauth.labels" -}}
+helm.sh/chart: {{ include "faceauth.chart" . }}
+app.kubernetes.io/name: {{ include "faceauth.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: faceauth
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Labels that pick a component's pods; never change them on an installed release. */}}
+{{- define "faceauth.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "faceauth.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "faceauth.componentLabels" -}}
+{{ include "faceauth.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/*
+metadata.namespace, labels and annotations of a component's resource; optional keys: namespace
+(overrides the release namespace), labels and annotations (added to the common ones).
+*/}}
+{{- define "faceauth.metadata" -}}
+namespace: {{ .namespace | default (include "faceauth.namespace" .ctx) }}
+labels:
+  {{- include "faceauth.componentLabels" . | nindent 2 }}
+  {{- with .labels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- $annotations := merge (dict) (.annotations | default dict) .ctx.Values.commonAnnotations }}
+{{- with $annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "faceauth.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "faceauth.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when a model server runs on a GPU, "" otherwise (auth never does). */}}
+{{- define "faceauth.gpu" -}}
+{{- if has .component (include "faceauth.modelServers" .ctx | fromJsonArray) -}}
+{{- if and .ctx.Values.gpu.enabled (index .ctx.Values .component).gpu.enabled -}}
+true
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Image reference of a component: registry/repository:tag[-gpu] or registry/repository@digest. */}}
+{{- define "faceauth.image" -}}
+{{- $root := .ctx -}}
+{{- $image := (index $root.Values (.component | replace "migrations" "auth")).image -}}
+{{- $registry := $root.Values.global.imageRegistry | default $root.Values.image.registry -}}
+{{- $repository := ternary (printf "%s/%s" $registry $image.repository) $image.repository (ne $registry "") -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $repository $image.digest -}}
+{{- else -}}
+{{- $tag := $image.tag | default $root.Values.image.tag | default $root.Chart.AppVersion | toString -}}
+{{- if include "faceauth.gpu" . -}}
+{{- $tag = printf "%s%s" $tag $root.Values.gpu.imageTagSuffix -}}
+{{- end -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* gRPC address of a model server as auth dials it: every pod behind its headless Service. */}}
+{{- define "faceauth.grpcAddress" -}}
+{{- $values := index .ctx.Values .component -}}
+{{- printf "dns:///%s.%s.svc.%s:%d" (include "faceauth.headlessName" .) (include "faceauth.namespace" .ctx) .ctx.Values.clusterDomain (int $values.grpcPort) -}}
+{{- end -}}
+
+{{/* A probe (dict "probe" <values> "handler" <dict>) rendered as the probe body, nothing when disabled. */}}
+{{- define "faceauth.probe" -}}
+{{- if .probe.enabled -}}
+{{- toYaml (merge (dict) .handler (omit .probe "enabled")) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Container securityContext. */}}
+{{- define "faceauth.containerSecurityContext" -}}
+{{- if .Values.containerSecurityContext.enabled -}}
+securityContext:
+  {{- omit .Values.containerSecurityContext "enabled" | toYaml | nindent 2 }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+What every pod spec of the chart starts with: service account, pull secrets, security context,
+scheduling (GPU placement for model servers on GPUs) and the grace period.
+*/}}
+{{- define "faceauth.podSpecCommon" -}}
+{{- $root := .ctx -}}
+{{- $values := index $root.Values (.component | replace "migrations" "auth") -}}
+{{- $gpu := include "faceauth.gpu" . -}}
+{{- if eq .component "migrations" }}
+{{- with $values.migrations.serviceAccountName }}
+serviceAccountName: {{ . }}
+{{- end }}
+automountServiceAccountToken: false
+{{- else }}
+serviceAccountName: {{ include "faceauth.serviceAccountName" $root }}
+automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAccountToken }}
+{{- end }}
+{{- with $root.Values.global.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- if $root.Values.podSecurityContext.enabled }}
+securityContext:
+  {{- omit $root.Values.podSecurityContext "enabled" | toYaml | nindent 2 }}
+{{- end }}
+{{- if ne .component "migrations" }}
+{{- $nodeSelector := $values.nodeSelector | default dict }}
+{{- $tolerations := $values.tolerations | default list }}
+{{- if $gpu }}
+{{- $nodeSelector = merge (dict) $nodeSelector $root.Values.gpu.nodeSelector }}
+{{- $tolerations = concat $root.Values.gpu.tolerations $tolerations }}
+{{- end }}
+{{- with $nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if $values.affinity }}
+affinity:
+  {{- toYaml $values.affinity | nindent 2 }}
+{{- else if or $gpu $values.podAntiAffinityPreset }}
+affinity:
+  {{- if and $gpu $root.Values.gpu.nodeAffinity }}
+  nodeAffinity:
+    {{- toYaml $root.Values.gpu.nodeAffinity | nindent 4 }}
+  {{- end }}
+  {{- with $values.podAntiAffinityPreset }}
+  podAntiAffinity:
+    {{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "faceauth.selectorLabels" $ | fromYaml)) }}
+    {{- if eq . "hard" }}
+    requiredDuringSchedulingIgnoredDuringExecution:
+      {{- list $term | toYaml | nindent 6 }}
+    {{- else }}
+    preferredDuringSchedulingIgnoredDuringExecution:
+      {{- list (dict "weight" 100 "podAffinityTerm" $term) | toYaml | nindent 6 }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- with $values.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- tpl (toYaml .) $root | nindent 2 }}
+{{- end }}
+{{- with $values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+terminationGracePeriodSeconds: {{ $values.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The start of a service Deployment's spec, up to and including the pod template's metadata; the caller
+continues with the pod template's `spec:`. Optional key podAnnotations: annotations added to the pods.
+*/}}
+{{- define "faceauth.deploymentSpecHead" -}}
+{{- $values := index .ctx.Values .component -}}
+{{- if not $values.autoscaling.enabled }}
+replicas: {{ $values.replicaCount }}
+{{- end }}
+revisionHistoryLimit: {{ $values.revisionHistoryLimit }}
+{{- with $values.updateStrategy }}
+strategy:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+selector:
+  matchLabels:
+    {{- include "faceauth.selectorLabels" . | nindent 4 }}
+template:
+  metadata:
+    labels:
+      {{- include "faceauth.componentLabels" . | nindent 6 }}
+      {{- with $values.podLabels }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    {{- with merge (dict) ($values.podAnnotations | default dict) (.podAnnotations | default dict) }}
+    annotations:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+{{- end -}}
+
+{{/* emptyDir volumes for the writable paths of a read-only root file system. */}}
+{{- define "faceauth.writableVolumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 256Mi
+{{- if eq .component "auth" }}
+- name: prometheus-multiproc
+  emptyDir:
+    medium: Memory
+    sizeLimit: 64Mi
+{{- end }}
+{{- end -}}
+
+{{- define "faceauth.writableVolumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if eq .component "auth" }}
+- name: prometheus-multiproc
+  mountPath: {{ include "faceauth.prometheusMultiprocDir" . }}
+{{- end }}
+{{- end -}}
+
+{{- define "faceauth.prometheusMultiprocDir" -}}
+/var/run/faceauth/prometheus
+{{- end -}}
+
+{{/* Database and JWT Secret names. */}}
+{{- define "faceauth.databaseSecretName" -}}
+{{- .Values.externalDatabase.existingSecret | default (printf "%s-database" (include "faceauth.fullname" .)) -}}
+{{- end -}}
+
+{{- define "faceauth.apiKeySecretName" -}}
+{{- .Values.auth.bootstrapApiKey.existingSecret | default (printf "%s-api-key" (include "faceauth.fullname" .)) -}}
+{{- end -}}
+
+{{- define "faceauth.jwtSecretName" -}}
+{{- .Values.auth.jwt.existingSecret | default (printf "%s-jwt" (include "faceauth.fullname" .)) -}}
+{{- end -}}
+
+{{/* Environment shared by the auth container and the migration Job. */}}
+{{- define "faceauth.authEnv" -}}
+- name: FACEAUTH_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "faceauth.databaseSecretName" .ctx }}
+      key: {{ .ctx.Values.externalDatabase.existingSecretUrlKey }}
+- name: FACEAUTH_LOG_LEVEL
+  value: {{ .ctx.Values.auth.logLevel | quote }}
+- name: HOME
+  value: /tmp
+{{- with .ctx.Values.auth.extraEnv }}
+{{ tpl (toYaml .) $.ctx }}
+{{- end }}
+{{- end -}}
+
+{{/* JWT issuer: the value, else the public URL when the Ingress is on, else "faceauth". */}}
+{{- define "faceauth.jwtIssuer" -}}
+{{- if .Values.auth.jwt.issuer -}}
+{{- .Values.auth.jwt.issuer -}}
+{{- else if .Values.ingress.enabled -}}
+{{- printf "https://%s" .Values.ingress.hostname -}}
+{{- else -}}
+faceauth
+{{- end -}}
+{{- end -}}
+
+{{/*
+PromQL label matchers of a service's series, as ServiceMonitors label them:
+job=<component> and the release namespace.
+*/}}
+{{- define "faceauth.promSelector" -}}
+{{- printf "job=\"%s\",namespace=\"%s\"" .component (include "faceauth.namespace" .ctx) -}}
+{{- end -}}

