@@ -68,9 +68,10 @@ lint: $(INSTALLED) $(STUBS) ## ruff, mypy, buf (protos) and hadolint (Dockerfile
 eval: $(INSTALLED) $(MODELS) ## Accuracy on LFW and WIDER FACE; last line is JSON (LFW=dir WIDER=dir to override).
 	$(BIN)/python -m facemodels.evaluation --lfw $(LFW) --wider $(WIDER)
 
-bench: $(INSTALLED) $(STUBS) $(MODELS) ## Speed benchmarks (models, then the gRPC services); prints figures.
+bench: $(INSTALLED) $(STUBS) $(MODELS) ## Speed benchmarks (models, gRPC services, face-login through the stack); prints figures.
 	$(BIN)/python -m facemodels.benchmark --lfw $(LFW)
 	$(BIN)/python -m faceauth.grpc.bench --lfw $(LFW)
+	$(BIN)/python -m faceauth_auth.bench --lfw $(LFW)
 
 clean: ## Remove the venv, generated stubs and converted models (download cache is kept).
 	rm -rf $(VENV) libs/faceauth/v1 var

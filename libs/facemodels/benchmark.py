@@ -41,16 +41,16 @@ def rss_mib() -> float:
     return float("nan")
 
 
+def on_canvas(path: Path) -> np.ndarray:
+    """A 640x480 photo with one face: the LFW photo enlarged onto a plain 640x480 background."""
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    canvas[40:440, 120:520] = cv2.resize(decode_image(path.read_bytes()), (400, 400))
+    return canvas
+
+
 def sample_photos(lfw: Path, count: int) -> list[np.ndarray]:
-    """640x480 photos with one face: LFW photos placed on a 640x480 canvas at a realistic size."""
-    files = sorted((lfw / "images").glob("*/*_0001.jpg"))[:count]
-    photos = []
-    for path in files:
-        face = cv2.resize(decode_image(path.read_bytes()), (400, 400))
-        canvas = np.full((480, 640, 3), 90, np.uint8)
-        canvas[40:440, 120:520] = face
-        photos.append(canvas)
-    return photos
+    """640x480 photos of ``count`` different people."""
+    return [on_canvas(path) for path in sorted((lfw / "images").glob("*/*_0001.jpg"))[:count]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,9 +16,10 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import grpc
@@ -33,6 +34,7 @@ from facemodels.benchmark import sample_photos
 from facemodels.detector import FaceDetector
 from facemodels.embedder import FaceEmbedder
 
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Photo:
@@ -76,7 +78,8 @@ def load_photos(lfw: Path, detector: FaceDetector, count: int) -> list[Photo]:
     return photos
 
 
-def hammer(call: Callable[[Photo], object], photos: list[Photo], clients: int, seconds: float) -> Run:
+def hammer(call: Callable[[T], object], photos: Sequence[T], clients: int, seconds: float,
+           failures: tuple[type[BaseException], ...] = (grpc.RpcError,)) -> Run:
     """``clients`` threads make calls back to back for ``seconds``, each on the next photo; all latencies kept."""
     latencies: list[float] = []
     errors = [0]
@@ -84,18 +87,18 @@ def hammer(call: Callable[[Photo], object], photos: list[Photo], clients: int, s
     stop_at = time.perf_counter() + seconds
 
     def client(index: int) -> None:
-        n = index
-        while time.perf_counter() < stop_at:
+        for n in itertools.count(index, clients):
+            if time.perf_counter() >= stop_at:
+                break
             started = time.perf_counter()
             try:
                 call(photos[n % len(photos)])
-            except grpc.RpcError:
+            except failures:
                 with lock:
                     errors[0] += 1
                 continue
             with lock:
                 latencies.append(time.perf_counter() - started)
-            n += clients
 
     started = time.perf_counter()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]

@@ -1,0 +1,132 @@
+"""``python -m faceauth_auth.bench``: face-login through the whole stack on localhost.
+
+Starts the detector, the embedder and auth (gunicorn, as production runs it) on free local ports
+with a throw-away SQLite database, enrols one LFW person from one 640x480 photo, then logs in with
+their other photos from 1 and 8 concurrent clients. Prints throughput, p50/p99 and the RSS of each
+auth worker. Traffic stays on 127.0.0.1 and every phase is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import cv2
+import psutil
+
+from faceauth.grpc.bench import hammer
+from faceauth.grpc.launch import ServiceProcess, free_port
+from facemodels.benchmark import on_canvas
+
+
+def jpeg(path: Path) -> bytes:
+    return cv2.imencode(".jpg", on_canvas(path)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+
+def most_photographed(lfw: Path) -> list[Path]:
+    folder = max((lfw / "images").iterdir(), key=lambda p: len(list(p.glob("*.jpg"))))
+    return sorted(folder.glob("*.jpg"))
+
+
+class Stack:
+    """The three services on 127.0.0.1; auth under gunicorn with its default two workers."""
+
+    def __init__(self, models: Path, scratch: Path) -> None:
+        env = {"FACEAUTH_MODEL_DIR": str(models)}
+        self.detector = ServiceProcess("faceauth_detector", env).start()
+        self.embedder = ServiceProcess("faceauth_embedder", env).start()
+        self.api_key = "fa_bench_" + secrets.token_urlsafe(32)
+        self.url = f"http://127.0.0.1:{free_port()}"
+        jwt_dir = scratch / "jwt"
+        subprocess.run([sys.executable, "-m", "faceauth_auth", "keys", "generate-jwt", "--out", str(jwt_dir)],
+                       check=True, capture_output=True)
+        self.auth = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:faceauth_auth.gunicorn_conf"],
+            env={**os.environ, "FACEAUTH_BIND_ADDRESS": "127.0.0.1", "FACEAUTH_PORT": self.url.rsplit(":", 1)[1],
+                 "FACEAUTH_DATABASE_URL": f"sqlite:///{scratch / 'bench.db'}",
+                 "FACEAUTH_DETECTOR_TARGET": f"dns:///{self.detector.target}",
+                 "FACEAUTH_EMBEDDER_TARGET": f"dns:///{self.embedder.target}",
+                 "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
+                 "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
+                 "FACEAUTH_BOOTSTRAP_API_KEY": self.api_key,
+                 "FACEAUTH_RATE_LIMIT": "1000000 per minute", "FACEAUTH_LOCKOUT_MAX_FAILURES": "0",
+                 "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics")},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        (scratch / "metrics").mkdir()
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 120.0) -> None:
+        give_up = time.monotonic() + timeout
+        while time.monotonic() < give_up:
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("auth did not become ready")
+
+    def post(self, path: str, user_id: str, image: bytes) -> dict[str, object]:
+        body = json.dumps({"user_id": user_id, "image": base64.b64encode(image).decode()}).encode()
+        request = urllib.request.Request(f"{self.url}{path}", data=body, method="POST", headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return dict(json.loads(response.read()))
+
+    def worker_rss_mib(self) -> list[float]:
+        return [child.memory_info().rss / 2**20 for child in psutil.Process(self.auth.pid).children()]
+
+    def stop(self) -> None:
+        self.auth.terminate()
+        self.auth.wait(30)
+        self.detector.stop()
+        self.embedder.stop()
+
+
+def succeeds(stack: Stack, image: bytes) -> bool:
+    try:
+        stack.post("/auth/face-login", "bench-user", image)
+    except urllib.error.HTTPError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lfw", type=Path, default=Path("../shared/datasets/lfw"))
+    parser.add_argument("--models", type=Path, default=Path(os.environ.get("FACEAUTH_MODEL_DIR", "var/models")))
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args(argv)
+
+    paths = most_photographed(args.lfw)
+    enrol, logins = jpeg(paths[0]), [jpeg(p) for p in paths[1:33]]
+    with tempfile.TemporaryDirectory() as scratch:
+        stack = Stack(args.models, Path(scratch))
+        try:
+            stack.post("/auth/face-register", "bench-user", enrol)
+            usable = [image for image in logins if succeeds(stack, image)]  # also warms up
+            print(f"face-login, 640x480 JPEG photos of {paths[0].parent.name}: {len(usable)} of {len(logins)} "
+                  "log in (the others show several faces or do not match) and are replayed")
+            print(f"{'clients':>7} {'logins/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
+            for clients in (1, 8):
+                run = hammer(lambda image: stack.post("/auth/face-login", "bench-user", image), usable, clients,
+                             args.seconds, failures=(urllib.error.URLError,))
+                print(f"{clients:>7} {run.throughput:>9.1f} {run.percentile_ms(50):>8.1f} "
+                      f"{run.percentile_ms(99):>8.1f} {run.errors:>7}")
+            print("auth worker RSS MiB: " + ", ".join(f"{rss:.0f}" for rss in stack.worker_rss_mib()))
+        finally:
+            stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
