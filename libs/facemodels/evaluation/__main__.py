@@ -18,10 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lfw", type=Path, required=True, help="folder with images/ and pairs.tsv")
     parser.add_argument("--wider", type=Path, required=True, help="folder with images/ and bbx_gt.txt")
     parser.add_argument("--models", type=Path, default=Path(os.environ.get("FACEAUTH_MODEL_DIR", "var/models")))
+    parser.add_argument("--embedder", default=os.environ.get("FACEAUTH_EMBEDDER_MODEL", "dlib-resnet"),
+                        help="embedding model to evaluate (a name in models.lock.json)")
     args = parser.parse_args(argv)
 
     detector = FaceDetector.load(args.models)
-    embedder = FaceEmbedder.load(args.models)
+    embedder = FaceEmbedder.load(args.models, args.embedder)
 
     def progress(done: int, total: int) -> None:
         if done % 512 < lfw.BATCH or done == total:

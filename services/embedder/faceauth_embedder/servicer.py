@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
+from faceauth.config import env_str
 from faceauth.errors import InvalidInput
 from faceauth.grpc.batcher import DynamicBatcher
 from faceauth.grpc.metrics import Metrics
@@ -47,7 +48,9 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
         embedder_pb2_grpc.add_EmbedderServiceServicer_to_server(self, server)
 
     def load(self) -> None:
-        embedder = FaceEmbedder.load(self._settings.model_dir)
+        # dlib-resnet embeds each face and its mirror image (more accurate); dlib-resnet-fast only the
+        # face (about twice the throughput). Each has its own calibrated thresholds (docs/models.md).
+        embedder = FaceEmbedder.load(self._settings.model_dir, env_str("FACEAUTH_EMBEDDER_MODEL", "dlib-resnet"))
         warm_up(embedder, self._settings.batching.max_batch_size)
         self._batcher = DynamicBatcher(embedder.embed_chips, self._settings.batching,
                                        self._metrics.batch_observer("embedder"), name="embedder-batcher")
