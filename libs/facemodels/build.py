@@ -23,12 +23,15 @@ from facemodels.saved import METADATA_FILE
 
 log = logging.getLogger("facemodels.build")
 
+# The modules whose code shapes a converted model: a change to any of them rebuilds the models.
+_CONVERTER_MODULES = ("build", "savedmodels", "tfjs_graph", "dlib_resnet", "blazeface", "facemesh", "align")
+
 
 def _build_digest(model: dict[str, Any], package: dict[str, Any]) -> str:
     """Changes when the lock entry or any converter source file changes: then the model is rebuilt."""
     digest = hashlib.sha256(json.dumps({"model": model, "package": package}, sort_keys=True).encode())
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.read_bytes())
+    for module in _CONVERTER_MODULES:
+        digest.update((Path(__file__).parent / f"{module}.py").read_bytes())
     return digest.hexdigest()
 
 
