@@ -260,6 +260,14 @@ def test_embed_and_embed_batch_match_the_embedder_called_directly(
     np.testing.assert_allclose(batch, embedder.embed(photo.image, faces), atol=1e-4)
 
 
+def test_every_embedding_names_the_model_that_computed_it(embedder_server: ModelServer, photos: list[Photo]) -> None:
+    """Templates record their model; the answer itself says which one, even mid-upgrade."""
+    client = EmbedderClient(target(embedder_server))
+    info = client.model_info()
+    _, model = client.embed_labelled(photos[0].data, landmarks_of(photos[0]))
+    assert (model.name, model.version) == (info.model.name, info.model.version) == ("dlib-resnet", 1)
+
+
 def test_model_info(detector_server: ModelServer, embedder_server: ModelServer, embedder: FaceEmbedder) -> None:
     detector_info = DetectorClient(target(detector_server)).model_info()
     assert (detector_info.detector.name, detector_info.landmarker.name) == ("blazeface", "facemesh")

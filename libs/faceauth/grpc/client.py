@@ -124,9 +124,14 @@ class EmbedderClient(_Client):
 
     def embed(self, image: bytes, landmarks: common_pb2.Landmarks, timeout: float | None = None) -> np.ndarray:
         """The (D,) embedding of the face with ``landmarks`` (as DetectorClient.detect returns them)."""
+        return self.embed_labelled(image, landmarks, timeout)[0]
+
+    def embed_labelled(self, image: bytes, landmarks: common_pb2.Landmarks,
+                       timeout: float | None = None) -> tuple[np.ndarray, common_pb2.ModelVersion]:
+        """The embedding and the model that computed it (what a stored template must record)."""
         request = embedder_pb2.EmbedRequest(image=image, landmarks=landmarks)
         response = self._stub.Embed(request, **self._options(timeout))
-        return np.asarray(response.embedding.values, dtype=np.float32)
+        return np.asarray(response.embedding.values, dtype=np.float32), response.model
 
     def embed_batch(self, image: bytes, faces: Sequence[common_pb2.Landmarks],
                     timeout: float | None = None) -> np.ndarray:

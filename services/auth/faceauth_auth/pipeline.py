@@ -85,10 +85,11 @@ class FacePipeline:
         info = self.model_info()
         face = single_usable(self.detect(image).faces)
         with downstream.call("embedder"):
-            embedding = self.embedder.embed(image, landmarks.to_message(face.landmarks))
-        if embedding.shape != (info.model.dimensions,):
+            embedding, model = self.embedder.embed_labelled(image, landmarks.to_message(face.landmarks))
+        if (model.name, model.version) != (info.model.name, info.model.version) \
+                or embedding.shape != (info.model.dimensions,):
             with self._lock:
-                self._info = None  # read the model again on the next call
+                self._info = None  # a rolling upgrade: read the model and its thresholds again
             raise ApiError(503, "service_unavailable", "the embedder's model changed; try again shortly",
                            {"Retry-After": "1"})
         return Probe(np.asarray(embedding, dtype=np.float32), info)

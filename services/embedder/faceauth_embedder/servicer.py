@@ -64,7 +64,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
               context: grpc.ServicerContext) -> embedder_pb2.EmbedResponse:
         with status_on_error(context):
             [vector] = self._embed(request.image, [request.landmarks], context)
-            return embedder_pb2.EmbedResponse(embedding=embedding_message(vector))
+            return embedder_pb2.EmbedResponse(embedding=embedding_message(vector), model=self._model_version())
 
     def EmbedBatch(self, request: embedder_pb2.EmbedBatchRequest,  # noqa: N802
                    context: grpc.ServicerContext) -> embedder_pb2.EmbedBatchResponse:
@@ -73,16 +73,21 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
                 raise InvalidInput("invalid_face_count",
                                    f"send between 1 and {MAX_FACES} faces, not {len(request.faces)}")
             vectors = self._embed(request.image, request.faces, context)
-            return embedder_pb2.EmbedBatchResponse(embeddings=[embedding_message(vector) for vector in vectors])
+            return embedder_pb2.EmbedBatchResponse(embeddings=[embedding_message(vector) for vector in vectors],
+                                                   model=self._model_version())
 
     def GetModelInfo(self, request: embedder_pb2.EmbedderServiceGetModelInfoRequest,  # noqa: N802
                      context: grpc.ServicerContext) -> embedder_pb2.EmbedderServiceGetModelInfoResponse:
         with status_on_error(context):
             embedder = ready(self._embedder)
             return embedder_pb2.EmbedderServiceGetModelInfoResponse(
-                model=common_pb2.ModelVersion(name=embedder.model.name, version=embedder.model.version),
+                model=self._model_version(),
                 embedding_size=embedder.dimensions, default_threshold=embedder.thresholds["fmr_1e-3"],
                 strict_threshold=embedder.thresholds["fmr_1e-4"])
+
+    def _model_version(self) -> common_pb2.ModelVersion:
+        model = ready(self._embedder).model
+        return common_pb2.ModelVersion(name=model.name, version=model.version)
 
     def _embed(self, data: bytes, faces: Sequence[common_pb2.Landmarks],
                context: grpc.ServicerContext) -> list[np.ndarray]:
