@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from facemodels.detector import FaceDetector
@@ -13,8 +14,14 @@ from facemodels.embedder import FaceEmbedder
 from facemodels.evaluation import lfw, wider
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _print_progress(done: int, total: int) -> None:
+    if done % 512 < lfw.BATCH or done == total:
+        print(f"lfw: {done}/{total} images", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None, progress: Callable[[int, int], None] = _print_progress) -> int:
+    """Run the evaluation; ``progress(done, total)`` hears about the LFW images as they go."""
+    parser = argparse.ArgumentParser(prog="faceauth eval", description=__doc__.splitlines()[0])
     parser.add_argument("--lfw", type=Path, required=True, help="folder with images/ and pairs.tsv")
     parser.add_argument("--wider", type=Path, required=True, help="folder with images/ and bbx_gt.txt")
     parser.add_argument("--models", type=Path, default=Path(os.environ.get("FACEAUTH_MODEL_DIR", "var/models")))
@@ -24,10 +31,6 @@ def main(argv: list[str] | None = None) -> int:
 
     detector = FaceDetector.load(args.models)
     embedder = FaceEmbedder.load(args.models, args.embedder)
-
-    def progress(done: int, total: int) -> None:
-        if done % 512 < lfw.BATCH or done == total:
-            print(f"lfw: {done}/{total} images", file=sys.stderr, flush=True)
 
     verification = lfw.evaluate(args.lfw, detector, embedder, progress)
     detection = wider.evaluate(args.wider, detector)
