@@ -45,6 +45,15 @@ class FaceDetector:
     def load(cls, model_dir: Path, settings: DetectorSettings = DetectorSettings()) -> FaceDetector:
         return cls(SavedModel.load(model_dir, "blazeface"), SavedModel.load(model_dir, "facemesh"), settings)
 
+    def warm_up(self, max_batch_size: int) -> None:
+        """Run both networks at every batch size up to ``max_batch_size``, so no caller pays for set-up.
+
+        Blank photos hold no face, so FaceMesh gets blank crops of its own.
+        """
+        for size in range(1, max_batch_size + 1):
+            self.detect_batch([np.zeros((480, 640, 3), np.uint8)] * size)
+            self.mesh.run(crops=np.zeros((size, facemesh.INPUT_SIZE, facemesh.INPUT_SIZE, 3), np.uint8))
+
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in one (H, W, 3) uint8 RGB image, best first."""
         return self.detect_batch([image])[0]

@@ -13,13 +13,10 @@ from faceauth.grpc.status import ready, status_on_error, time_left
 from faceauth.images import decode_image
 from faceauth.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from faceauth_detector.pose import yaw_degrees
-from facemodels import facemesh
 from facemodels.detector import FaceDetector
 from facemodels.faces import Face
 
 SERVICE_NAME: str = detector_pb2.DESCRIPTOR.services_by_name["DetectorService"].full_name
-# A typical phone photo after the client has downscaled it; the warm-up runs on blank ones.
-_WARM_UP_SHAPE = (480, 640, 3)
 
 
 def face_message(face: Face) -> detector_pb2.Face:
@@ -27,15 +24,6 @@ def face_message(face: Face) -> detector_pb2.Face:
     return detector_pb2.Face(box=detector_pb2.Box(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max),
                              score=face.score, landmarks=landmarks.to_message(face.landmarks),
                              landmark_score=face.landmark_score, yaw_degrees=yaw_degrees(face.landmarks))
-
-
-def warm_up(detector: FaceDetector, max_batch_size: int) -> None:
-    """Run both networks at every batch size the batcher can form, so no caller pays for the set-up."""
-    blank = np.zeros(_WARM_UP_SHAPE, np.uint8)
-    for size in range(1, max_batch_size + 1):
-        detector.detect_batch([blank] * size)
-        # Blank photos hold no face, so the landmark network needs its own call.
-        detector.mesh.run(crops=np.zeros((size, facemesh.INPUT_SIZE, facemesh.INPUT_SIZE, 3), np.uint8))
 
 
 class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
@@ -54,7 +42,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
 
     def load(self) -> None:
         detector = FaceDetector.load(self._settings.model_dir)
-        warm_up(detector, self._settings.batching.max_batch_size)
+        detector.warm_up(self._settings.batching.max_batch_size)
         self._batcher = DynamicBatcher(detector.detect_batch, self._settings.batching,
                                        self._metrics.batch_observer("detector"), name="detector-batcher")
         self._detector = detector
