@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,6 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.engine import make_url
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from faceauth.grpc.launch import ServiceProcess
 from faceauth_auth import apikeys
@@ -30,7 +28,7 @@ from faceauth_auth.app import create_app
 from faceauth_auth.config import Settings
 from faceauth_auth.db import Database
 from faceauth_auth.tokens import write_key_pair
-from tests.auth_helpers import Application, Headers, ModelServices
+from tests.auth_helpers import Application, Headers, ModelServices, serving
 
 
 @pytest.fixture(scope="session")
@@ -125,13 +123,9 @@ def headers(application: Application) -> Headers:
 
 @pytest.fixture(scope="session")
 def served(auth_app: Flask) -> Iterator[str]:
-    """The session's app on a real localhost port (werkzeug, threaded); yields its base URL."""
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, auth_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    """The session's app on a real localhost port; yields its base URL."""
+    with serving(auth_app) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

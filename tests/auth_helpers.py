@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import io
+import threading
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Flask
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import TestResponse
 
 from faceauth.grpc.launch import ServiceProcess
@@ -92,6 +96,19 @@ def http_upload(url: str, headers: Headers, user_id: str | None, image: bytes) -
             "Content-Type: image/jpeg\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
     return urllib.request.Request(url, data=data, method="POST",
                                   headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """``app`` on a real localhost port (werkzeug, threaded) while the block runs; yields its base URL."""
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
 
 
 def samples(exposition: str) -> list[Sample]:
