@@ -49,7 +49,8 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarra
                 raise InvalidInput("image_too_small",
                                    f"the image is {width}x{height}; each side needs {limits.min_side} px")
             image.load()
-            rgb = (ImageOps.exif_transpose(image) or image).convert("RGB")
+            ImageOps.exif_transpose(image, in_place=True)  # no copy when the photo is already upright
+            rgb = image if image.mode == "RGB" else image.convert("RGB")
     except InvalidInput:
         raise
     except UnidentifiedImageError as exc:
