@@ -9,6 +9,7 @@ export FACEAUTH_MODEL_DIR=${FACEAUTH_MODEL_DIR:-$PWD/var/models}
 export FACEAUTH_DATABASE_URL=${DATABASE_URL:-${FACEAUTH_DATABASE_URL:-sqlite:///$PWD/var/faceauth.db}}
 export FACEAUTH_JWT_CURRENT_KEY_FILE=$PWD/var/jwt/current.pem FACEAUTH_JWT_NEXT_KEY_FILE=$PWD/var/jwt/next.pem
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+export FACEAUTH_DEMO_ENABLED=${FACEAUTH_DEMO_ENABLED:-1}
 [ -f var/jwt/current.pem ] || "$bin/python" -m faceauth_auth keys generate-jwt --out var/jwt
 if [ -z "${FACEAUTH_BOOTSTRAP_API_KEY:-}" ]; then
   FACEAUTH_BOOTSTRAP_API_KEY=$("$bin/python" -c 'import secrets; print("fa_dev_" + secrets.token_urlsafe(32))')
@@ -35,6 +36,7 @@ for _ in $(seq 1 180); do
 
 faceauth is ready.
   API           http://127.0.0.1:8000   (docs: http://127.0.0.1:8000/docs)
+  web demo      http://127.0.0.1:8000/demo/   (paste the API key below; FACEAUTH_DEMO_ENABLED=0 hides it)
   JWKS          http://127.0.0.1:8000/.well-known/jwks.json
   metrics       auth :8000/metrics, detector :9101/metrics, embedder :9102/metrics
   API key       ${FACEAUTH_BOOTSTRAP_API_KEY}${generated:+   (generated; set FACEAUTH_BOOTSTRAP_API_KEY to choose one)}

@@ -6,7 +6,7 @@ from flask import Flask
 
 from faceauth.grpc.client import DetectorClient, EmbedderClient
 from faceauth_auth import authn, errors, migrate, observability, ratelimit
-from faceauth_auth.api import auth, docs, faces, ops, users, wellknown
+from faceauth_auth.api import auth, demo, docs, faces, ops, users, wellknown
 from faceauth_auth.config import Settings
 from faceauth_auth.context import EXTENSION, Services
 from faceauth_auth.db import Database, create_engine
@@ -40,4 +40,6 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fla
     errors.register(app)
     for blueprint in (auth.bp, faces.bp, users.bp, wellknown.bp, ops.bp, docs.bp):
         app.register_blueprint(blueprint)
+    if settings.demo_enabled:
+        app.register_blueprint(demo.bp)
     return app

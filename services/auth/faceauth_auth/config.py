@@ -36,6 +36,7 @@ class Settings:
     rate_limit_storage_uri: str = "memory://"
     hnsw_ef_search: int = 100
     log_level: str = "INFO"
+    demo_enabled: bool = False  # the webcam demo page at /demo/; for development only
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,4 +65,5 @@ class Settings:
             rate_limit_storage_uri=env_str("FACEAUTH_RATE_LIMIT_STORAGE_URI", cls.rate_limit_storage_uri),
             hnsw_ef_search=env_int("FACEAUTH_HNSW_EF_SEARCH", cls.hnsw_ef_search),
             log_level=env_str("FACEAUTH_LOG_LEVEL", cls.log_level),
+            demo_enabled=env_bool("FACEAUTH_DEMO_ENABLED", cls.demo_enabled),
         )

@@ -1,0 +1,188 @@
+"""The webcam demo page: off unless FACEAUTH_DEMO_ENABLED, and driven in headless Chromium.
+
+The browser test runs the real stack and feeds Chromium's fake camera a y4m video made with ffmpeg
+from an LFW photo; Chromium reads the video file once per browser, so each face gets a browser of its
+own. Screenshots go to FACEAUTH_ARTIFACTS_DIR (default: the test's temporary folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from faceauth_auth.api.demo import CONTENT_SECURITY_POLICY
+from faceauth_auth.app import create_app
+from faceauth_auth.config import Settings
+from faceauth_auth.tokens import write_key_pair
+from facemodels.benchmark import on_canvas
+from tests.auth_helpers import ALICE, BOB, Application, body, error_code, serving
+
+pytest_plugins = ["tests.auth_fixtures"]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+WAIT = 90  # seconds for the camera or one API call on a loaded 2-core machine; a bound, not a measurement
+PAGE_ASSETS = ("/demo/", "/demo/demo.js", "/demo/demo.css")
+
+
+@pytest.fixture
+def lone_settings(tmp_path: Path) -> Settings:
+    """Settings of an app that needs no other process: SQLite, fresh keys (gRPC channels connect lazily)."""
+    write_key_pair(tmp_path / "jwt", "ES256")
+    return Settings(database_url=f"sqlite:///{tmp_path}/demo.db", jwt_current_key_file=tmp_path / "jwt/current.pem",
+                    jwt_next_key_file=tmp_path / "jwt/next.pem")
+
+
+def test_the_demo_is_off_by_default(lone_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FACEAUTH_DEMO_ENABLED", raising=False)
+    assert not Settings.from_env().demo_enabled
+    monkeypatch.setenv("FACEAUTH_DEMO_ENABLED", "1")
+    assert Settings.from_env().demo_enabled
+    http = create_app(lone_settings).test_client()
+    for path in PAGE_ASSETS:
+        response = http.get(path)
+        assert (response.status_code, error_code(response)) == (404, "not_found"), path
+
+
+def test_the_enabled_demo_serves_a_page_without_inline_code(lone_settings: Settings) -> None:
+    http = create_app(replace(lone_settings, demo_enabled=True)).test_client()
+    assert http.get("/demo").status_code == 308  # to /demo/, where the relative asset and API links resolve
+    page, script, style = (http.get(path) for path in PAGE_ASSETS)
+    assert (page.status_code, page.mimetype) == (200, "text/html")
+    assert (script.status_code, script.mimetype) in ((200, "text/javascript"), (200, "application/javascript"))
+    assert (style.status_code, style.mimetype) == (200, "text/css")
+    assert all(r.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY for r in (page, script, style))
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    html = page.get_data(as_text=True)
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="demo.js" defer>']
+    assert "<style" not in html and " style=" not in html and not re.search(r"\son\w+=", html)
+    assert http.get("/demo/index.html").status_code == 404  # only the named assets are served
+
+
+@pytest.fixture(scope="module")
+def demo_url(make_app: Callable[..., Flask]) -> Iterator[str]:
+    with serving(make_app(demo_enabled=True)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = os.environ.get("FACEAUTH_ARTIFACTS_DIR")
+    directory = Path(configured) if configured else tmp_path_factory.mktemp("artifacts")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def fake_camera(photo: Path, out: Path) -> Path:
+    """A one-frame y4m of ``photo`` enlarged onto 640x480 (LFW's 250 px faces would be small for a camera)."""
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "rawvideo",
+                    "-pix_fmt", "rgb24", "-s", "640x480", "-i", "-", "-pix_fmt", "yuv420p", str(out)],
+                   input=on_canvas(photo).tobytes(), check=True, timeout=60)
+    return out
+
+
+@pytest.fixture
+def browser(tmp_path: Path, lfw: Path) -> Iterator[Callable[[str, int], webdriver.Chrome]]:
+    """Opens headless Chromium whose camera shows LFW photo ``index`` of ``name``; quits them all afterwards."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        reason = f"{CHROMIUM} or {CHROMEDRIVER} missing: run scripts/ensure-chromium.sh (as root)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    opened: list[webdriver.Chrome] = []
+
+    def open_browser(name: str, index: int) -> webdriver.Chrome:
+        video = fake_camera(lfw / "images" / name / f"{name}_{index:04d}.jpg", tmp_path / f"{name}_{index}.y4m")
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=900,1900", "--use-fake-device-for-media-stream",
+                         "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={video}"):
+            options.add_argument(argument)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+        opened.append(driver)
+        return driver
+
+    yield open_browser
+    for driver in opened:
+        driver.quit()
+
+
+def open_demo(driver: WebDriver, demo_url: str, api_key: str, user_id: str) -> None:
+    """Load the page, fill in the key and user id, and wait until the camera shows a picture."""
+    driver.get(f"{demo_url}/demo/")
+    driver.find_element(By.ID, "api-key").send_keys(api_key)
+    user = driver.find_element(By.ID, "user-id")
+    user.clear()
+    user.send_keys(user_id)
+    WebDriverWait(driver, WAIT).until(lambda d: outcome(d) == "ready")
+
+
+def outcome(driver: WebDriver) -> str | None:
+    return driver.find_element(By.ID, "result").get_attribute("data-outcome")
+
+
+def press(driver: WebDriver, button: str) -> str:
+    """Click ``button`` and wait for the API's answer; returns the status line shown."""
+    driver.find_element(By.ID, button).click()
+    WebDriverWait(driver, WAIT).until(lambda d: outcome(d) in ("success", "failure"))
+    return driver.find_element(By.ID, "status").text
+
+
+def screenshot(driver: WebDriver, artifacts: Path, name: str) -> None:
+    path = artifacts / f"demo-{name}.png"
+    assert driver.save_screenshot(str(path)), path
+    print(f"demo screenshot: {path}")
+
+
+def assert_no_policy_violation(driver: webdriver.Chrome) -> None:
+    messages = [entry["message"] for entry in driver.get_log("browser")]
+    assert not [m for m in messages if "Content Security Policy" in m], messages
+
+
+def test_enrol_and_log_in_from_the_browser_camera(
+        browser: Callable[[str, int], webdriver.Chrome], demo_url: str, application: Application, http: FlaskClient,
+        artifacts: Path) -> None:
+    api_key = application.headers["Authorization"].removeprefix("Bearer ")
+
+    enrolling = browser(ALICE, 2)
+    open_demo(enrolling, demo_url, api_key, "alice")
+    assert press(enrolling, "enrol").startswith("Enrolled a face for alice"), outcome(enrolling)
+    assert len(body(http.get("/v1/users/alice/faces", headers=application.headers))["faces"]) == 1
+    enrolling.refresh()  # the key survives a reload of the tab (sessionStorage), and only there
+    assert enrolling.find_element(By.ID, "api-key").get_attribute("value") == api_key
+    assert_no_policy_violation(enrolling)
+
+    same_person = browser(ALICE, 3)
+    open_demo(same_person, demo_url, api_key, "alice")
+    assert press(same_person, "login").startswith("Logged in as alice"), outcome(same_person)
+    header = json.loads(same_person.find_element(By.ID, "token-header").text)
+    claims = json.loads(same_person.find_element(By.ID, "token-claims").text)
+    assert header["alg"] == "ES256" and header["kid"]
+    assert (claims["sub"], claims["aud"], claims["amr"]) == ("alice", application.name, ["face"])
+    assert "JWKS" in same_person.find_element(By.ID, "token").text
+    screenshot(same_person, artifacts, "login")
+    assert_no_policy_violation(same_person)
+
+    someone_else = browser(BOB, 1)
+    open_demo(someone_else, demo_url, api_key, "alice")
+    status = press(someone_else, "login")
+    assert outcome(someone_else) == "failure" and "HTTP 401 face_mismatch" in status, status
+    assert not someone_else.find_element(By.ID, "token").is_displayed()
+    screenshot(someone_else, artifacts, "mismatch")
