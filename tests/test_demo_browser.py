@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -26,9 +25,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from faceauth_auth.api.demo import CONTENT_SECURITY_POLICY
-from faceauth_auth.app import create_app
 from faceauth_auth.config import Settings
-from faceauth_auth.tokens import write_key_pair
 from facemodels.benchmark import on_canvas
 from tests.auth_helpers import ALICE, BOB, Application, body, error_code, serving
 
@@ -40,27 +37,23 @@ WAIT = 90  # seconds for the camera or one API call on a loaded 2-core machine; 
 PAGE_ASSETS = ("/demo/", "/demo/demo.js", "/demo/demo.css")
 
 
-@pytest.fixture
-def lone_settings(tmp_path: Path) -> Settings:
-    """Settings of an app that needs no other process: SQLite, fresh keys (gRPC channels connect lazily)."""
-    write_key_pair(tmp_path / "jwt", "ES256")
-    return Settings(database_url=f"sqlite:///{tmp_path}/demo.db", jwt_current_key_file=tmp_path / "jwt/current.pem",
-                    jwt_next_key_file=tmp_path / "jwt/next.pem")
+@pytest.fixture(scope="module")
+def demo_app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app(demo_enabled=True)
 
 
-def test_the_demo_is_off_by_default(lone_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_demo_is_off_by_default(http: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FACEAUTH_DEMO_ENABLED", raising=False)
     assert not Settings.from_env().demo_enabled
     monkeypatch.setenv("FACEAUTH_DEMO_ENABLED", "1")
     assert Settings.from_env().demo_enabled
-    http = create_app(lone_settings).test_client()
     for path in PAGE_ASSETS:
         response = http.get(path)
         assert (response.status_code, error_code(response)) == (404, "not_found"), path
 
 
-def test_the_enabled_demo_serves_a_page_without_inline_code(lone_settings: Settings) -> None:
-    http = create_app(replace(lone_settings, demo_enabled=True)).test_client()
+def test_the_enabled_demo_serves_a_page_without_inline_code(demo_app: Flask) -> None:
+    http = demo_app.test_client()
     assert http.get("/demo").status_code == 308  # to /demo/, where the relative asset and API links resolve
     page, script, style = (http.get(path) for path in PAGE_ASSETS)
     assert (page.status_code, page.mimetype) == (200, "text/html")
@@ -75,8 +68,8 @@ def test_the_enabled_demo_serves_a_page_without_inline_code(lone_settings: Setti
 
 
 @pytest.fixture(scope="module")
-def demo_url(make_app: Callable[..., Flask]) -> Iterator[str]:
-    with serving(make_app(demo_enabled=True)) as url:
+def demo_url(demo_app: Flask) -> Iterator[str]:
+    with serving(demo_app) as url:
         yield url
 
 
