@@ -17,14 +17,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from facemodels import blazeface, facemesh, fetch
+from facemodels import blazeface, facemesh, fetch, liveness
 from facemodels.align import dlib_chip_template
 from facemodels.saved import METADATA_FILE
 
 log = logging.getLogger("facemodels.build")
 
 # The modules whose code shapes a converted model: a change to any of them rebuilds the models.
-_CONVERTER_MODULES = ("build", "savedmodels", "tfjs_graph", "dlib_resnet", "blazeface", "facemesh", "align")
+_CONVERTER_MODULES = ("build", "savedmodels", "tfjs_graph", "dlib_resnet", "blazeface", "facemesh", "align",
+                      "liveness")
 
 
 def _build_digest(model: dict[str, Any], package: dict[str, Any]) -> str:
@@ -58,6 +59,11 @@ def _convert(kind: str, files: Path, entry: dict[str, Any]) -> tuple[Any, dict[s
             "mirror": bool(entry["mirror"]),
             "thresholds": entry["thresholds"],
         }
+    if kind == "liveness":
+        network = tfjs_graph.load_function(files / Path(entry["files"][0]).name, [entry["input"]], ["Identity"])
+        module = savedmodels.LivenessModule(network, int(entry["input_size"]))
+        return module, {"input_size": liveness.CROP_SIZE, "threshold": entry["threshold"],
+                        "operating_point": entry["operating_point"]}
     raise ValueError(f"unknown model kind {kind!r}")
 
 

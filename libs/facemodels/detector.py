@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -11,6 +11,7 @@ import numpy as np
 
 from facemodels import blazeface, facemesh
 from facemodels.faces import Face
+from facemodels.liveness import LivenessScorer
 from facemodels.saved import SavedModel
 
 
@@ -33,26 +34,35 @@ class _Letterbox:
 
 
 class FaceDetector:
-    """BlazeFace finds faces, FaceMesh refines each one's landmarks. Thread-safe; models load once."""
+    """BlazeFace finds faces, FaceMesh refines each one's landmarks, an optional liveness model scores
+    each kept face on the same crop. Thread-safe; models load once."""
 
-    def __init__(self, model: SavedModel, mesh: SavedModel, settings: DetectorSettings = DetectorSettings()) -> None:
+    def __init__(self, model: SavedModel, mesh: SavedModel, settings: DetectorSettings = DetectorSettings(),
+                 liveness: LivenessScorer | None = None) -> None:
         self.model = model
         self.mesh = mesh
         self.settings = settings
+        self.liveness = liveness
         self._anchors = blazeface.anchor_centres()
 
     @classmethod
-    def load(cls, model_dir: Path, settings: DetectorSettings = DetectorSettings()) -> FaceDetector:
-        return cls(SavedModel.load(model_dir, "blazeface"), SavedModel.load(model_dir, "facemesh"), settings)
+    def load(cls, model_dir: Path, settings: DetectorSettings = DetectorSettings(),
+             liveness_model: str | None = None) -> FaceDetector:
+        """``liveness_model``: a liveness model's name in models.lock.json, or None to leave faces unscored."""
+        liveness = LivenessScorer.load(model_dir, liveness_model) if liveness_model else None
+        return cls(SavedModel.load(model_dir, "blazeface"), SavedModel.load(model_dir, "facemesh"), settings, liveness)
 
     def warm_up(self, max_batch_size: int) -> None:
-        """Run both networks at every batch size up to ``max_batch_size``, so no caller pays for set-up.
+        """Run every network at every batch size up to ``max_batch_size``, so no caller pays for set-up.
 
         Blank photos hold no face, so FaceMesh gets blank crops of its own.
         """
         for size in range(1, max_batch_size + 1):
             self.detect_batch([np.zeros((480, 640, 3), np.uint8)] * size)
-            self.mesh.run(crops=np.zeros((size, facemesh.INPUT_SIZE, facemesh.INPUT_SIZE, 3), np.uint8))
+            blank_crops = np.zeros((size, facemesh.INPUT_SIZE, facemesh.INPUT_SIZE, 3), np.uint8)
+            self.mesh.run(crops=blank_crops)
+            if self.liveness is not None:
+                self.liveness.score_crops(blank_crops)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in one (H, W, 3) uint8 RGB image, best first."""
@@ -69,7 +79,10 @@ class FaceDetector:
         return self._refine(images, candidates)
 
     def _refine(self, images: Sequence[np.ndarray], candidates: list[list[Face]]) -> list[list[Face]]:
-        """One FaceMesh call for every candidate face of every image; keep those FaceMesh confirms."""
+        """One FaceMesh call for every candidate face of every image; keep those FaceMesh confirms.
+
+        The liveness model, if any, then scores the kept faces' crops in one more call.
+        """
         crops, matrices = [], []
         for image, faces in zip(images, candidates, strict=True):
             for face in faces:
@@ -81,6 +94,7 @@ class FaceDetector:
             return candidates
         outputs = self.mesh.run(crops=np.stack(crops))
         refined: list[list[Face]] = []
+        kept_crops = []
         index = 0
         for faces in candidates:
             kept = []
@@ -89,9 +103,17 @@ class FaceDetector:
                 if probability >= self.settings.landmark_threshold:
                     points = facemesh.five_points(outputs["mesh"][index], matrices[index])
                     kept.append(Face(box=face.box, score=face.score, landmarks=points, landmark_score=probability))
+                    kept_crops.append(crops[index])
                 index += 1
             refined.append(kept)
-        return refined
+        return self._score_liveness(refined, kept_crops)
+
+    def _score_liveness(self, refined: list[list[Face]], crops: list[np.ndarray]) -> list[list[Face]]:
+        """Attach each kept face's liveness score (crops in the same order as the faces)."""
+        if self.liveness is None or not crops:
+            return refined
+        scores = iter(self.liveness.score_crops(np.stack(crops)).tolist())
+        return [[replace(face, liveness_score=next(scores)) for face in faces] for faces in refined]
 
     @staticmethod
     def _letterbox(image: np.ndarray) -> tuple[np.ndarray, _Letterbox]:

@@ -18,6 +18,7 @@ class Face:
     score: float  # BlazeFace detection confidence
     landmarks: np.ndarray  # (5, 2) float32 x, y in LANDMARK_NAMES order
     landmark_score: float  # FaceMesh's probability that the crop holds a face
+    liveness_score: float | None = None  # facemodels.liveness: higher = more likely a live face; None unscored
 
     @property
     def width(self) -> float:

@@ -11,7 +11,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from facemodels import blazeface, dlib_resnet, facemesh
+from facemodels import blazeface, dlib_resnet, facemesh, liveness
 
 
 class BlazeFaceModule(tf.Module):
@@ -42,6 +42,28 @@ class FaceMeshModule(tf.Module):
         mesh, face_flag = self._network(tf.cast(crops, tf.float32) / 255.0)
         return {"mesh": tf.reshape(mesh, [-1, 468, 3]), "face_probability": face_flag[:, 0]}
 
+
+
+class LivenessModule(tf.Module):
+    """serving_default: uint8 FaceMesh crops (N, 192, 192, 3) -> ``live_score`` (N,), higher = more likely live.
+
+    Takes the crop the detector already cut for FaceMesh, as Human feeds its face tensor: RGB
+    scaled to [0, 1], resized bilinearly to the network's own input; the score is output column 0.
+    """
+
+    def __init__(self, network: Callable[..., Any], input_size: int) -> None:
+        super().__init__(name="liveness")
+        self._network = network
+        self._input_size = input_size
+
+    @tf.function(input_signature=[tf.TensorSpec([None, liveness.CROP_SIZE, liveness.CROP_SIZE, 3], tf.uint8)])
+    def serve(self, crops: tf.Tensor) -> dict[str, tf.Tensor]:
+        # TFJS's resizeBilinear defaults: no corner alignment, no half-pixel centres.
+        pixels = tf.raw_ops.ResizeBilinear(images=tf.cast(crops, tf.float32) / 255.0,
+                                           size=[self._input_size, self._input_size],
+                                           align_corners=False, half_pixel_centers=False)
+        (scores,) = self._network(pixels)
+        return {"live_score": scores[:, 0]}
 
 # Up to this many network inputs go through the XLA-compiled path: on CPU it is ~1.6x faster for
 # tiny batches and slower for large ones, where oneDNN's batched kernels win (docs/performance.md).

@@ -51,7 +51,7 @@ def _repair_node(node: tf.compat.v1.NodeDef) -> None:
     """Bring TFJS-flavoured nodes back to what current TensorFlow accepts."""
     if node.op == "FusedDepthwiseConv2dNative":
         node.op = "_FusedDepthwiseConv2dNative"
-    if node.op in ("_FusedConv2D", "_FusedDepthwiseConv2dNative", "_FusedMatMul"):
+    if node.op in ("_FusedConv2D", "_FusedDepthwiseConv2dNative"):
         num_args = int(node.attr["num_args"].i)
         if "TArgs" not in node.attr:
             node.attr["TArgs"].list.type.extend([node.attr["T"].type] * num_args)

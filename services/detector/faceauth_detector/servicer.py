@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import numpy as np
 
+from faceauth.config import env_str
 from faceauth.grpc import landmarks
 from faceauth.grpc.batcher import DynamicBatcher
 from faceauth.grpc.metrics import Metrics
@@ -15,6 +18,7 @@ from faceauth.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from faceauth_detector.pose import yaw_degrees
 from facemodels.detector import FaceDetector
 from facemodels.faces import Face
+from facemodels.liveness import DEFAULT_MODEL, LivenessScorer
 
 SERVICE_NAME: str = detector_pb2.DESCRIPTOR.services_by_name["DetectorService"].full_name
 
@@ -23,7 +27,16 @@ def face_message(face: Face) -> detector_pb2.Face:
     x_min, y_min, x_max, y_max = face.box
     return detector_pb2.Face(box=detector_pb2.Box(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max),
                              score=face.score, landmarks=landmarks.to_message(face.landmarks),
-                             landmark_score=face.landmark_score, yaw_degrees=yaw_degrees(face.landmarks))
+                             landmark_score=face.landmark_score, yaw_degrees=yaw_degrees(face.landmarks),
+                             liveness_score=face.liveness_score)
+
+
+def _liveness_info(scorer: LivenessScorer | None) -> dict[str, Any]:
+    """GetModelInfo's liveness fields; left unset when no liveness model runs."""
+    if scorer is None:
+        return {}
+    return {"liveness": common_pb2.ModelVersion(name=scorer.model.name, version=scorer.model.version),
+            "liveness_threshold": scorer.threshold}
 
 
 class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
@@ -41,7 +54,8 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
         detector_pb2_grpc.add_DetectorServiceServicer_to_server(self, server)
 
     def load(self) -> None:
-        detector = FaceDetector.load(self._settings.model_dir)
+        detector = FaceDetector.load(self._settings.model_dir,
+                                     liveness_model=env_str("FACEAUTH_LIVENESS_MODEL", DEFAULT_MODEL))
         detector.warm_up(self._settings.batching.max_batch_size)
         self._batcher = DynamicBatcher(detector.detect_batch, self._settings.batching,
                                        self._metrics.batch_observer("detector"), name="detector-batcher")
@@ -69,4 +83,4 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
                 landmarker=common_pb2.ModelVersion(name=detector.mesh.name, version=detector.mesh.version),
                 score_threshold=detector.settings.score_threshold,
                 landmark_threshold=detector.settings.landmark_threshold,
-                max_faces=detector.settings.max_faces)
+                max_faces=detector.settings.max_faces, **_liveness_info(detector.liveness))
