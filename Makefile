@@ -50,6 +50,7 @@ run: $(INSTALLED) $(STUBS) $(MODELS) ## The whole stack on localhost (auth :8000
 test: $(INSTALLED) $(STUBS) $(MODELS) ## Run the whole test suite (starts PostgreSQL if needed).
 	scripts/ensure-postgres.sh
 	scripts/ensure-prometheus.sh
+	scripts/ensure-chromium.sh
 	$(BIN)/pytest -q -p no:cacheprovider --shared=$(abspath $(SHARED)); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$status
 
