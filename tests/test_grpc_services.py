@@ -279,6 +279,15 @@ def test_model_info(detector_server: ModelServer, embedder_server: ModelServer, 
     assert info.strict_threshold == pytest.approx(embedder.thresholds["fmr_1e-4"])
 
 
+def test_detect_scores_liveness_and_model_info_names_its_model_and_threshold(
+        detector_server: ModelServer, photos: list[Photo]) -> None:
+    client = DetectorClient(target(detector_server))
+    info = client.model_info()
+    assert (info.liveness.name, info.liveness.version) == ("liveness", 1) and 0 < info.liveness_threshold < 1
+    faces = client.detect(photos[0].data).faces
+    assert faces and all(face.HasField("liveness_score") and 0 <= face.liveness_score <= 1 for face in faces)
+
+
 def test_32_concurrent_clients_are_batched_and_each_gets_its_own_answer(
         detector_server: ModelServer, embedder_server: ModelServer, detector: FaceDetector,
         photos: list[Photo]) -> None:
