@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from faceauth.config import env_bool, env_float, env_int
+from faceauth.config import env_bool, env_choice, env_float, env_int
 
 
 def test_values_parse_and_empty_means_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,3 +24,13 @@ def test_malformed_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, rea
     monkeypatch.setenv("FACEAUTH_X_BAD", raw)
     with pytest.raises(ValueError, match="FACEAUTH_X_BAD"):
         reader("FACEAUTH_X_BAD", 0)  # type: ignore[operator]
+
+
+def test_a_choice_is_one_of_its_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    policies = ("off", "report", "enforce")
+    monkeypatch.setenv("FACEAUTH_X_CHOICE", " Enforce ")
+    assert env_choice("FACEAUTH_X_CHOICE", "report", policies) == "enforce"
+    assert env_choice("FACEAUTH_X_UNSET", "report", policies) == "report"
+    monkeypatch.setenv("FACEAUTH_X_CHOICE", "strict")
+    with pytest.raises(ValueError, match="FACEAUTH_X_CHOICE must be one of off, report, enforce"):
+        env_choice("FACEAUTH_X_CHOICE", "report", policies)

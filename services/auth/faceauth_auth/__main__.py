@@ -1,4 +1,5 @@
-"""Management commands: ``python -m faceauth_auth {db upgrade | keys create | keys revoke | keys generate-jwt}``.
+"""Management commands: ``python -m faceauth_auth {db upgrade | apps liveness | keys create | keys revoke |
+keys generate-jwt}``.
 
 They read the same FACEAUTH_* variables as the service (FACEAUTH_DATABASE_URL above all).
 """
@@ -11,8 +12,9 @@ from pathlib import Path
 
 from faceauth import logs
 from faceauth_auth import apikeys, migrate, tokens
-from faceauth_auth.config import OPERATING_POINTS, Settings
+from faceauth_auth.config import LIVENESS_POLICIES, OPERATING_POINTS, Settings
 from faceauth_auth.db import Database, create_engine
+from faceauth_auth.repositories import applications
 
 
 def _database(settings: Settings) -> Database:
@@ -32,6 +34,17 @@ def keys_create(settings: Settings, args: argparse.Namespace) -> int:
         key_id, key = apikeys.create(session, args.app, operating_point=args.operating_point)
     print(f"application: {args.app}\nkey id:      {key_id}\napi key:     {key}\n"
           "Store the key now: it is not shown again and only its hash is kept.")
+    return 0
+
+
+def apps_liveness(settings: Settings, args: argparse.Namespace) -> int:
+    policy = None if args.policy == "default" else args.policy
+    with _database(settings).transaction() as session:
+        found = applications.set_liveness_policy(session, args.app, policy)
+    if not found:
+        print(f"no application {args.app}", file=sys.stderr)
+        return 1
+    print(f"{args.app}: liveness policy {args.policy if policy else 'default (FACEAUTH_LIVENESS_POLICY)'}")
     return 0
 
 
@@ -64,6 +77,13 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--operating-point", choices=OPERATING_POINTS,
                         help="match threshold for the application: default (FMR 1e-3) or strict (FMR 1e-4)")
     create.set_defaults(run=keys_create)
+    apps = groups.add_parser("apps", help="client applications").add_subparsers(dest="command", required=True)
+    liveness = apps.add_parser("liveness", help="set an application's liveness policy (docs/security.md)")
+    liveness.add_argument("--app", required=True, help="application name")
+    liveness.add_argument("--policy", required=True, choices=(*LIVENESS_POLICIES, "default"),
+                          help="off, report (log and count the score), enforce (refuse likely attacks), "
+                               "or default: follow FACEAUTH_LIVENESS_POLICY")
+    liveness.set_defaults(run=apps_liveness)
     revoke = keys.add_parser("revoke", help="revoke an API key by its id")
     revoke.add_argument("key_id")
     revoke.set_defaults(run=keys_revoke)

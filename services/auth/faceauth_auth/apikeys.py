@@ -35,6 +35,7 @@ class Client:
     application: str
     operating_point: str
     key_id: str
+    liveness_policy: str | None = None  # None: the service's FACEAUTH_LIVENESS_POLICY
 
 
 def _digest(key: str) -> str:
@@ -62,7 +63,8 @@ def authenticate(session: Session, presented: str) -> Client | None:
     stored = applications.find_key(session, digest[:16])
     if stored is None or not hmac.compare_digest(stored.key_hash, digest):
         return None
-    return Client(stored.application_id, stored.application.name, stored.application.operating_point, stored.key_id)
+    return Client(stored.application_id, stored.application.name, stored.application.operating_point, stored.key_id,
+                  stored.application.liveness_policy)
 
 
 def revoke(session: Session, key_id: str) -> bool:

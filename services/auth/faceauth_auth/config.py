@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceauth.config import env_bool, env_float, env_int, env_str
+from faceauth.config import env_bool, env_choice, env_float, env_int, env_str
 
 OPERATING_POINTS = ("default", "strict")
+LIVENESS_POLICIES = ("off", "report", "enforce")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Settings:
     rate_limit: str = "600 per minute"  # per application (per client address before authentication)
     rate_limit_storage_uri: str = "memory://"
     hnsw_ef_search: int = 100
+    liveness_policy: str = "report"  # for applications without their own; docs/security.md says why not enforce
     log_level: str = "INFO"
     demo_enabled: bool = False  # the webcam demo page at /demo/; for development only
 
@@ -64,6 +66,7 @@ class Settings:
             rate_limit=env_str("FACEAUTH_RATE_LIMIT", cls.rate_limit),
             rate_limit_storage_uri=env_str("FACEAUTH_RATE_LIMIT_STORAGE_URI", cls.rate_limit_storage_uri),
             hnsw_ef_search=env_int("FACEAUTH_HNSW_EF_SEARCH", cls.hnsw_ef_search),
+            liveness_policy=env_choice("FACEAUTH_LIVENESS_POLICY", cls.liveness_policy, LIVENESS_POLICIES),
             log_level=env_str("FACEAUTH_LOG_LEVEL", cls.log_level),
             demo_enabled=env_bool("FACEAUTH_DEMO_ENABLED", cls.demo_enabled),
         )

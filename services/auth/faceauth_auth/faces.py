@@ -30,6 +30,7 @@ class ModelInfo:
     model: EmbeddingModel
     default_threshold: float  # FMR 1e-3
     strict_threshold: float  # FMR 1e-4
+    liveness_threshold: float | None = None  # the detector's liveness operating point; None without a liveness model
 
     def threshold(self, operating_point: str) -> float:
         return self.strict_threshold if operating_point == "strict" else self.default_threshold
@@ -57,6 +58,7 @@ class DetectedFace:
     landmark_score: float
     yaw_degrees: float
     quality: Quality
+    liveness_score: float | None = None  # higher = more likely live; None when the detector runs no liveness model
 
     @property
     def size(self) -> float:
@@ -79,3 +81,4 @@ class Probe:
 
     embedding: np.ndarray  # (D,) float32, unit length
     info: ModelInfo
+    liveness_score: float | None = None  # of the face that was embedded

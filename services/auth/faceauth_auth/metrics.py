@@ -29,6 +29,10 @@ login_outcomes = Counter(
 match_distance = Histogram(
     "faceauth_match_distance", "Distance behind each match decision: genuine (accepted) or impostor (rejected).",
     ["decision"], buckets=DISTANCE_BUCKETS)
+liveness_score = Histogram(
+    "faceauth_liveness_score", "Liveness score of each face judged at enrolment or login, by verdict at the "
+    "model's threshold (live or spoof) and the application's policy.", ["verdict", "policy"],
+    buckets=tuple(round(0.1 * step, 1) for step in range(1, 10)))
 downstream_duration = Histogram(
     "faceauth_downstream_request_duration_seconds", "Time of calls to the detector and embedder, by status.",
     ["service", "code"], buckets=LATENCY_BUCKETS)

@@ -51,6 +51,7 @@ class Application(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100), unique=True)
     operating_point: Mapped[str] = mapped_column(sa.String(16), default="default")
+    liveness_policy: Mapped[str | None] = mapped_column(sa.String(16))  # None: FACEAUTH_LIVENESS_POLICY
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

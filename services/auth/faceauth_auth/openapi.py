@@ -118,12 +118,16 @@ _PATHS: Schema = {
         "auth", "Enrol a face", "Stores the embedding of the photo's one usable face for user_id (created if "
         "new). No photo is kept.",
         {"201": _ok("Enrolled", _ref("Enrolled")),
-         "409": _error("too_many_faces: the user has the maximum number of faces")}, upload=True)},
+         "409": _error("too_many_faces: the user has the maximum number of faces"),
+         "422": _error("The photo cannot be used: no_face, multiple_faces, face_too_small, face_too_blurry, "
+                       "image_too_large (pixels), image_too_small, or spoof_detected (the application's "
+                       "liveness policy is enforce and the face looks like a presentation attack)")}, upload=True)},
     "/auth/face-login": {"post": _operation(
         "auth", "Log in with a face", "Compares the photo's face with the user's enrolled faces (same model only) "
         "and returns a short-lived access token on a match. An unknown user gets the same 401 as a mismatch.",
         {"200": _ok("Matched", _ref("Token")),
-         "401": _error("face_mismatch (also for an unknown user), missing_api_key, invalid_api_key"),
+         "401": _error("face_mismatch (also for an unknown user), spoof_detected (liveness policy enforce: the "
+                       "face looks like a presentation attack), missing_api_key, invalid_api_key"),
          "409": _error("reenrolment_required: no face enrolled with the current model"),
          "429": _error("too_many_attempts: locked after repeated failures (Retry-After), or rate_limited")},
         upload=True)},

@@ -38,14 +38,17 @@ class FacePipeline:
         self._lock = threading.Lock()
 
     def model_info(self) -> ModelInfo:
-        """The embedder's model and thresholds, re-read every ``model_info_ttl`` seconds (models get upgraded)."""
+        """The models' thresholds, re-read every ``model_info_ttl`` seconds (models get upgraded)."""
         with self._lock:
             if self._info is None or time.monotonic() - self._info[0] > self._ttl:
                 with downstream.call("embedder"):
                     reply = self.embedder.model_info()
+                with downstream.call("detector"):
+                    detector = self.detector.model_info()
                 model = EmbeddingModel(reply.model.name, int(reply.model.version), int(reply.embedding_size))
+                liveness = float(detector.liveness_threshold) if detector.HasField("liveness") else None
                 self._info = (time.monotonic(), ModelInfo(model, float(reply.default_threshold),
-                                                          float(reply.strict_threshold)))
+                                                          float(reply.strict_threshold), liveness))
             return self._info[1]
 
     def readiness(self) -> dict[str, bool]:
@@ -77,7 +80,8 @@ class FacePipeline:
         for face in reply.faces:
             box = (face.box.x_min, face.box.y_min, face.box.x_max, face.box.y_max)
             faces.append(DetectedFace(box, face.score, landmarks.to_array(face.landmarks), face.landmark_score,
-                                      face.yaw_degrees, self.policy.assess(pixels, box)))
+                                      face.yaw_degrees, self.policy.assess(pixels, box),
+                                      face.liveness_score if face.HasField("liveness_score") else None))
         return Detection(reply.image_width, reply.image_height, faces)
 
     def probe(self, image: bytes) -> Probe:
@@ -92,4 +96,4 @@ class FacePipeline:
                 self._info = None  # a rolling upgrade: read the model and its thresholds again
             raise ApiError(503, "service_unavailable", "the embedder's model changed; try again shortly",
                            {"Retry-After": "1"})
-        return Probe(np.asarray(embedding, dtype=np.float32), info)
+        return Probe(np.asarray(embedding, dtype=np.float32), info, face.liveness_score)

@@ -10,7 +10,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 from sqlalchemy.orm import Session
 
-from faceauth_auth import metrics, search
+from faceauth_auth import liveness, metrics, search
 from faceauth_auth.authn import current_client
 from faceauth_auth.context import services
 from faceauth_auth.errors import ApiError
@@ -44,6 +44,7 @@ def face_register() -> tuple[Response, int]:
     svc = services()
     probe = svc.pipeline.probe(upload.image)
     client = current_client()
+    liveness.judge(probe, client.liveness_policy or svc.settings.liveness_policy, refusal_status=422)
     with svc.db.transaction() as session:
         user = users.find_or_create(session, client.application_id, upload.user_id)
         if users.template_count(session, user) >= svc.settings.max_templates_per_user:
@@ -61,6 +62,8 @@ def _login_outcome(error: Exception) -> str:
             return "mismatch"
         if error.code == "too_many_attempts":
             return "locked"
+        if error.code == liveness.SPOOF_DETECTED:
+            return "spoof"
         if error.status == 422:
             return "no_face"
     return "error"
@@ -91,6 +94,7 @@ def face_login() -> Response:
         svc.lockout.check(session, client.application_id, user_id)
     # An unknown user goes through the same steps and gets the same answer as a mismatch.
     probe = svc.pipeline.probe(upload.image)
+    liveness.judge(probe, client.liveness_policy or svc.settings.liveness_policy, refusal_status=401)
     threshold = probe.info.threshold(client.operating_point)
     with svc.db.transaction() as session:
         embeddings = _embeddings_for(session, user_id, probe.info)

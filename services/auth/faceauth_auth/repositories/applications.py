@@ -22,6 +22,12 @@ def get_or_create(session: Session, name: str, operating_point: str | None = Non
     return application
 
 
+def set_liveness_policy(session: Session, name: str, policy: str | None) -> bool:
+    """Give the application its own liveness policy (None: follow the service's); False if there is no such one."""
+    result = session.execute(sa.update(Application).where(Application.name == name).values(liveness_policy=policy))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def add_key(session: Session, application: Application, key_id: str, key_hash: str) -> ApiKey:
     key = ApiKey(application_id=application.id, key_id=key_id, key_hash=key_hash)
     session.add(key)
