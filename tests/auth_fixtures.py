@@ -27,6 +27,7 @@ from faceauth_auth import apikeys
 from faceauth_auth.app import create_app
 from faceauth_auth.config import Settings
 from faceauth_auth.db import Database
+from faceauth_auth.templatecrypto import generate_key_file
 from faceauth_auth.tokens import write_key_pair
 from tests.auth_helpers import Application, Headers, ModelServices, serving
 
@@ -71,11 +72,19 @@ def jwt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def auth_settings(model_services: ModelServices, auth_database_url: str, jwt_dir: Path) -> Settings:
+def template_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template-key") / "current.key"
+    generate_key_file(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def auth_settings(model_services: ModelServices, auth_database_url: str, jwt_dir: Path,
+                  template_key_file: Path) -> Settings:
     return Settings(database_url=auth_database_url, detector_target=model_services.detector.target,
                     embedder_target=model_services.embedder.target,
                     jwt_current_key_file=jwt_dir / "current.pem", jwt_next_key_file=jwt_dir / "next.pem",
-                    grpc_timeout=5.0)
+                    template_key_file=template_key_file, grpc_timeout=5.0)
 
 
 @pytest.fixture(scope="session")

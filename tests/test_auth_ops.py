@@ -104,7 +104,8 @@ def test_openapi_describes_exactly_the_served_routes(http: FlaskClient, auth_app
 
 
 def test_gunicorn_serves_the_app_with_multiprocess_metrics(tmp_path: Path, model_services: ModelServices,
-                                                           jwt_dir: Path, photo: Photo) -> None:
+                                                           jwt_dir: Path, template_key_file: Path,
+                                                           photo: Photo) -> None:
     port = free_port()
     key = f"gunicorn-bootstrap-{uuid.uuid4().hex}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FACEAUTH_PORT": str(port),
@@ -112,6 +113,7 @@ def test_gunicorn_serves_the_app_with_multiprocess_metrics(tmp_path: Path, model
            "FACEAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/auth.db", "FACEAUTH_BOOTSTRAP_API_KEY": key,
            "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
            "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
+           "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key_file),
            "FACEAUTH_DETECTOR_TARGET": model_services.detector.target,
            "FACEAUTH_EMBEDDER_TARGET": model_services.embedder.target,
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}

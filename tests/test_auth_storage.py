@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,21 +16,23 @@ from alembic.config import Config
 from flask import Flask
 from flask.testing import FlaskClient
 
-from faceauth_auth import apikeys, migrate, search
+from faceauth_auth import __main__ as cli
+from faceauth_auth import apikeys, migrate, search, templatecrypto
 from faceauth_auth.db import Database, create_engine
 from faceauth_auth.faces import EmbeddingModel
 from faceauth_auth.models import FaceTemplate
 from faceauth_auth.repositories import users
+from faceauth_auth.templatecrypto import NONCE_BYTES
 from tests.auth_helpers import ALICE, BOB, CAROL, STRANGER, Application, Headers, Photo, body, error_code, upload
 
 pytest_plugins = ["tests.auth_fixtures"]
 
-TABLES = {"applications", "api_keys", "users", "face_templates", "login_attempts"}
+TABLES = {"applications", "api_keys", "users", "face_templates", "login_attempts", "audit_events"}
 
 
-def _headers(app: Flask) -> Headers:
+def _headers(app: Flask, application: str = "storage-test") -> Headers:
     with app.extensions["faceauth"].db.transaction() as session:
-        _, key = apikeys.create(session, "storage-test")
+        _, key = apikeys.create(session, application)
     return {"X-API-Key": key}
 
 
@@ -81,7 +84,7 @@ def test_pgvector_identifies_through_the_hnsw_index(make_app: Callable[..., Flas
     with admin.begin() as connection:
         # Postgres scans a handful of rows exactly; without sorting, only the HNSW index gives the order.
         connection.execute(sa.text("alter database postgres set enable_sort = off"))
-    app = make_app(database_url=pgvector_url)
+    app = make_app(database_url=pgvector_url, template_encryption=False, template_key_file=None)
     db: Database = app.extensions["faceauth"].db
     assert db.vector_dimensions == 128
     http, headers = app.test_client(), _headers(app)
@@ -94,13 +97,55 @@ def test_pgvector_identifies_through_the_hnsw_index(make_app: Callable[..., Flas
     assert _hnsw_scans(admin) >= 2
     # The in-process exact search agrees with the index.
     probe = app.extensions["faceauth"].pipeline.probe(photo(CAROL, 3))
+    plain = app.extensions["faceauth"].templates
     with db.transaction() as session:
         application_id = session.scalar(sa.text("select id from applications where name = 'storage-test'"))
-        by_index = search.nearest(session, application_id, probe.info.model, probe.embedding, 128, 100)
-        exact = search.nearest(session, application_id, probe.info.model, probe.embedding, None, 100)
+        by_index = search.nearest(session, application_id, probe.info.model, probe.embedding, 128, 100, plain)
+        exact = search.nearest(session, application_id, probe.info.model, probe.embedding, None, 100, plain)
     assert by_index is not None and exact is not None
     assert by_index[0] == exact[0] == "carol" and by_index[1] == pytest.approx(exact[1], abs=1e-5)
     admin.dispose()
+
+
+def test_rotation_seals_every_template_under_the_new_key(make_app: Callable[..., Flask], pgvector_url: str,
+                                                        template_key_file: Path, tmp_path: Path, photo: Photo,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # Alice enrolled before encryption was on (plaintext, pgvector copy), Bob under the old key.
+    plain = make_app(database_url=pgvector_url, template_encryption=False, template_key_file=None)
+    headers = _headers(plain, "rotation-test")
+    assert plain.test_client().post("/auth/face-register", headers=headers,
+                                    **upload("alice", photo(ALICE, 2))).status_code == 201
+    old = make_app(database_url=pgvector_url)
+    assert old.test_client().post("/auth/face-register", headers=headers,
+                                  **upload("bob", photo(BOB, 1))).status_code == 201
+    new_key = tmp_path / "new.key"
+    new_key_id = templatecrypto.generate_key_file(new_key)
+    for variable, value in (("FACEAUTH_DATABASE_URL", pgvector_url), ("FACEAUTH_TEMPLATE_KEY_FILE", str(new_key)),
+                            ("FACEAUTH_TEMPLATE_PREVIOUS_KEY_FILES", str(template_key_file))):
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setattr(cli.logs, "configure", lambda *_: None)  # keep pytest's logging as it is
+
+    assert cli.main(["templates", "reencrypt", "--batch-size", "1"]) == 0
+    with create_engine(pgvector_url).connect() as connection:
+        keys: dict[str, int] = dict(connection.execute(sa.text(
+            "select coalesce(key_id, 'none'), count(*) from face_templates group by 1")).all())
+        vectors = connection.execute(sa.text("select count(embedding_vec) from face_templates")).scalar_one()
+    assert set(keys) == {new_key_id} and vectors == 0
+    capsys.readouterr()
+    assert cli.main(["audit", "list", "--event", "template_key_rotated"]) == 0
+    rotations = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rotations) == keys[new_key_id]  # one batch of one each, each recorded
+    assert cli.main(["templates", "reencrypt"]) == 0 and capsys.readouterr().out.startswith("0 templates")
+
+    # Only the new key now: logins and identification still work, through the exact search.
+    rotated = make_app(database_url=pgvector_url, template_key_file=new_key)
+    http = rotated.test_client()
+    assert http.post("/auth/face-login", headers=headers, **upload("alice", photo(ALICE, 3))).status_code == 200
+    assert body(http.post("/auth/face-identify", headers=headers, **upload(None, photo(BOB, 2))))["user_id"] == "bob"
+    assert cli.main(["audit", "list", "--app", "rotation-test", "--user-id", "alice", "--limit", "1"]) == 0
+    (login,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert login["event"] == "login" and login["outcome"] == "match" and 0 < login["distance"] < 0.6
 
 
 def _hnsw_scans(engine: sa.Engine) -> int:
@@ -116,8 +161,9 @@ def _hnsw_scans(engine: sa.Engine) -> int:
 
 
 def test_templates_of_another_model_version_are_never_compared(http: FlaskClient, application: Application,
-                                                                auth_db: Database, photo: Photo) -> None:
+                                                                auth_app: Flask, photo: Photo) -> None:
     headers = application.headers
+    auth_db, cipher = auth_app.extensions["faceauth"].db, auth_app.extensions["faceauth"].templates
     assert http.post("/auth/face-register", headers=headers, **upload("alice", photo(ALICE, 2))).status_code == 201
     with auth_db.transaction() as session:
         alice = users.find(session, _application_id(auth_db, application), "alice")
@@ -126,7 +172,7 @@ def test_templates_of_another_model_version_are_never_compared(http: FlaskClient
         old_model = EmbeddingModel(template.model_name, template.model_version - 1, template.dimensions)
         # Mallory's only face is Alice's own embedding, but from an older model version.
         mallory = users.find_or_create(session, alice.application_id, "mallory")
-        users.add_template(session, mallory, old_model, users.from_bytes(template.embedding), None)
+        users.add_template(session, mallory, old_model, users.embedding_of(template, cipher), None, cipher)
     for path in ("/auth/face-login", "/auth/face-verify"):
         refused = http.post(path, headers=headers, **upload("mallory", photo(ALICE, 2)))
         assert refused.status_code == 409 and error_code(refused) == "reenrolment_required"
@@ -134,7 +180,8 @@ def test_templates_of_another_model_version_are_never_compared(http: FlaskClient
     assert found["user_id"] == "alice"
     with auth_db.transaction() as session:
         stored = session.scalars(sa.select(FaceTemplate.embedding)).all()
-    assert all(len(blob) == 128 * np.dtype("<f4").itemsize for blob in stored)
+    # nonce + float32 embedding + GCM tag
+    assert all(len(blob) == NONCE_BYTES + 128 * np.dtype("<f4").itemsize + 16 for blob in stored)
 
 
 def _application_id(db: Database, application: Application) -> int:

@@ -1,5 +1,5 @@
 """Management commands: ``python -m faceauth_auth {db upgrade | apps liveness | keys create | keys revoke |
-keys generate-jwt}``.
+keys generate-jwt | keys generate-template-key | templates reencrypt | audit list}``.
 
 They read the same FACEAUTH_* variables as the service (FACEAUTH_DATABASE_URL above all).
 """
@@ -7,14 +7,20 @@ They read the same FACEAUTH_* variables as the service (FACEAUTH_DATABASE_URL ab
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from faceauth import logs
-from faceauth_auth import apikeys, migrate, tokens
+from faceauth_auth import apikeys, migrate, templatecrypto, tokens
 from faceauth_auth.config import LIVENESS_POLICIES, OPERATING_POINTS, Settings
 from faceauth_auth.db import Database, create_engine
-from faceauth_auth.repositories import applications
+from faceauth_auth.models import AuditEvent
+from faceauth_auth.reencrypt import reencrypt
+from faceauth_auth.repositories import applications, audit
+from faceauth_auth.repositories.audit import Event
+from faceauth_auth.templatecrypto import TemplateDecryptionError
 
 
 def _database(settings: Settings) -> Database:
@@ -65,6 +71,51 @@ def keys_generate_jwt(_settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def keys_generate_template_key(_settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        key_id = templatecrypto.generate_key_file(args.out)
+    except FileExistsError:
+        print(f"{args.out} exists; a template key is never overwritten", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} (key id {key_id})\nFACEAUTH_TEMPLATE_KEY_FILE={args.out}")
+    return 0
+
+
+def templates_reencrypt(settings: Settings, args: argparse.Namespace) -> int:
+    cipher = templatecrypto.from_settings(settings)
+    try:
+        moved = reencrypt(_database(settings), cipher, args.batch_size)
+    except (ValueError, TemplateDecryptionError) as error:
+        print(f"stopped: {error}; batches done so far are kept, run again once fixed", file=sys.stderr)
+        return 1
+    print(f"{moved} templates sealed under key {cipher.current_key_id}; every template is under it now")
+    return 0
+
+
+def _event_json(event: AuditEvent) -> str:
+    return json.dumps({column.key: getattr(event, column.key) for column in AuditEvent.__table__.columns},
+                      default=str)
+
+
+def audit_list(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings).transaction() as session:
+        application = applications.find(session, args.app) if args.app else None
+        if args.app and application is None:
+            print(f"no application {args.app}", file=sys.stderr)
+            return 1
+        wanted = audit.Filter(application_id=application.id if application else None, user_id=args.user_id,
+                              event=args.event, since=args.since, before=args.before, limit=args.limit)
+        for event in audit.events(session, wanted):
+            print(_event_json(event))
+    return 0
+
+
+def _utc(text: str) -> datetime:
+    """An ISO 8601 date-time; without an offset it is UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m faceauth_auth", description=__doc__)
     groups = root.add_subparsers(dest="group", required=True)
@@ -91,6 +142,25 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", type=Path, required=True, help="directory for the PEM files")
     generate.add_argument("--algorithm", choices=tokens.ALGORITHMS, default="ES256")
     generate.set_defaults(run=keys_generate_jwt)
+    template_key = keys.add_parser("generate-template-key",
+                                   help="write a new AES-256 template key (base64, mode 0600; never overwritten)")
+    template_key.add_argument("--out", type=Path, required=True, help="the key file to create")
+    template_key.set_defaults(run=keys_generate_template_key)
+    templates = groups.add_parser("templates", help="stored face templates").add_subparsers(dest="command",
+                                                                                          required=True)
+    reseal = templates.add_parser("reencrypt", help="seal every template under FACEAUTH_TEMPLATE_KEY_FILE in "
+                                  "batches (resumable); old keys go in FACEAUTH_TEMPLATE_PREVIOUS_KEY_FILES")
+    reseal.add_argument("--batch-size", type=int, default=500, help="templates per transaction")
+    reseal.set_defaults(run=templates_reencrypt)
+    log = groups.add_parser("audit", help="the audit log").add_subparsers(dest="command", required=True)
+    listing = log.add_parser("list", help="audit events as JSON lines, newest first")
+    listing.add_argument("--app", help="application name (default: every application, and operator events)")
+    listing.add_argument("--user-id")
+    listing.add_argument("--event", type=Event, choices=list(Event))
+    listing.add_argument("--since", type=_utc, help="ISO 8601 date-time (UTC unless it has an offset)")
+    listing.add_argument("--before", type=int, help="only events with a smaller id (the next page)")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(run=audit_list)
     return root
 
 

@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from faceauth_auth.db import Database
-from faceauth_auth.repositories import applications
+from faceauth_auth.repositories import applications, audit
+from faceauth_auth.repositories.audit import Event
 
 KEY_PREFIX = "fa_"
 MIN_KEY_LENGTH = 32
@@ -54,6 +55,8 @@ def create(session: Session, application_name: str, key: str | None = None,
         raise ValueError(f"an API key needs at least {MIN_KEY_LENGTH} characters")
     application = applications.get_or_create(session, application_name, operating_point)
     applications.add_key(session, application, key_id_of(key), _digest(key))
+    audit.record(session, Event.API_KEY_CREATED, "success", application_id=application.id,
+                 detail=f"key {key_id_of(key)}")
     return key_id_of(key), key
 
 
@@ -68,7 +71,11 @@ def authenticate(session: Session, presented: str) -> Client | None:
 
 
 def revoke(session: Session, key_id: str) -> bool:
-    return applications.revoke_key(session, key_id, datetime.now(UTC))
+    key = applications.find_key(session, key_id)
+    if key is None or not applications.revoke_key(session, key_id, datetime.now(UTC)):
+        return False
+    audit.record(session, Event.API_KEY_REVOKED, "success", application_id=key.application_id, detail=f"key {key_id}")
+    return True
 
 
 def ensure_bootstrap_key(db: Database, key: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask
 
 from faceauth.grpc.client import DetectorClient, EmbedderClient
-from faceauth_auth import authn, errors, migrate, observability, ratelimit
-from faceauth_auth.api import auth, demo, docs, faces, ops, users, wellknown
+from faceauth_auth import authn, errors, migrate, observability, ratelimit, templatecrypto
+from faceauth_auth.api import audit, auth, demo, docs, faces, ops, users, wellknown
 from faceauth_auth.config import Settings
 from faceauth_auth.context import EXTENSION, Services
 from faceauth_auth.db import Database, create_engine
@@ -19,6 +19,7 @@ from faceauth_auth.tokens import TokenIssuer, load_key
 def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Flask:
     """A ready app; ``prepare`` migrates the database first (gunicorn_conf does that once, in the master)."""
     settings = settings or Settings.from_env()
+    templates = templatecrypto.from_settings(settings)  # refuses to start without a key unless explicitly off
     engine = create_engine(settings.database_url)
     if prepare:
         migrate.prepare(settings, engine)
@@ -31,14 +32,15 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fla
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
-    app.extensions[EXTENSION] = Services(settings, Database(engine), pipeline, tokens,
-                                         LockoutPolicy(settings.lockout_max_failures, settings.lockout_window))
+    app.extensions[EXTENSION] = Services(settings, Database(engine, vector_search=not templates.encrypting), pipeline,
+                                         tokens, LockoutPolicy(settings.lockout_max_failures, settings.lockout_window),
+                                         templates)
     # Order matters: request id first, then the API key, then the rate limit (which is per application).
     observability.init_app(app)
     authn.init_app(app)
     ratelimit.init_app(app, settings)
     errors.register(app)
-    for blueprint in (auth.bp, faces.bp, users.bp, wellknown.bp, ops.bp, docs.bp):
+    for blueprint in (auth.bp, faces.bp, users.bp, audit.bp, wellknown.bp, ops.bp, docs.bp):
         app.register_blueprint(blueprint)
     if settings.demo_enabled:
         app.register_blueprint(demo.bp)

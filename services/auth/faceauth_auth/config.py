@@ -36,6 +36,9 @@ class Settings:
     rate_limit: str = "600 per minute"  # per application (per client address before authentication)
     rate_limit_storage_uri: str = "memory://"
     hnsw_ef_search: int = 100
+    template_encryption: bool = True  # off only when set explicitly; then embeddings are stored plain
+    template_key_file: Path | None = None  # without it (and encryption on) the service refuses to start
+    template_previous_key_files: tuple[Path, ...] = ()  # still opened, until `templates reencrypt`
     liveness_policy: str = "report"  # for applications without their own; docs/security.md says why not enforce
     log_level: str = "INFO"
     demo_enabled: bool = False  # the webcam demo page at /demo/; for development only
@@ -44,6 +47,8 @@ class Settings:
     def from_env(cls) -> Settings:
         next_key = env_str("FACEAUTH_JWT_NEXT_KEY_FILE", str(cls.jwt_next_key_file))
         previous_key = env_str("FACEAUTH_JWT_PREVIOUS_KEY_FILE", "")
+        template_key = env_str("FACEAUTH_TEMPLATE_KEY_FILE", "")
+        previous_template_keys = env_str("FACEAUTH_TEMPLATE_PREVIOUS_KEY_FILES", "")
         return cls(
             database_url=env_str("FACEAUTH_DATABASE_URL", cls.database_url),
             migrate_on_start=env_bool("FACEAUTH_MIGRATE_ON_START", cls.migrate_on_start),
@@ -66,6 +71,9 @@ class Settings:
             rate_limit=env_str("FACEAUTH_RATE_LIMIT", cls.rate_limit),
             rate_limit_storage_uri=env_str("FACEAUTH_RATE_LIMIT_STORAGE_URI", cls.rate_limit_storage_uri),
             hnsw_ef_search=env_int("FACEAUTH_HNSW_EF_SEARCH", cls.hnsw_ef_search),
+            template_encryption=env_bool("FACEAUTH_TEMPLATE_ENCRYPTION", cls.template_encryption),
+            template_key_file=Path(template_key) if template_key else None,
+            template_previous_key_files=tuple(Path(path) for path in previous_template_keys.split(",") if path),
             liveness_policy=env_choice("FACEAUTH_LIVENESS_POLICY", cls.liveness_policy, LIVENESS_POLICIES),
             log_level=env_str("FACEAUTH_LOG_LEVEL", cls.log_level),
             demo_enabled=env_bool("FACEAUTH_DEMO_ENABLED", cls.demo_enabled),

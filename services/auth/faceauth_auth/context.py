@@ -11,6 +11,7 @@ from faceauth_auth.config import Settings
 from faceauth_auth.db import Database
 from faceauth_auth.lockout import LockoutPolicy
 from faceauth_auth.pipeline import FacePipeline
+from faceauth_auth.templatecrypto import TemplateCipher
 from faceauth_auth.tokens import TokenIssuer
 
 EXTENSION = "faceauth"
@@ -23,6 +24,7 @@ class Services:
     pipeline: FacePipeline
     tokens: TokenIssuer
     lockout: LockoutPolicy
+    templates: TemplateCipher
 
 
 def services() -> Services:

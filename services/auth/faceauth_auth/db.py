@@ -33,12 +33,17 @@ def _sqlite_foreign_keys(connection: Any, _record: Any) -> None:
 
 
 class Database:
-    """Sessions for the request handlers; every write happens inside one ``transaction()``."""
+    """Sessions for the request handlers; every write happens inside one ``transaction()``.
 
-    def __init__(self, engine: sa.Engine) -> None:
+    ``vector_search`` off (template encryption on) leaves the pgvector column unused: a plaintext
+    copy of every embedding next to the sealed one would defeat encryption at rest.
+    """
+
+    def __init__(self, engine: sa.Engine, *, vector_search: bool = True) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self.vector_dimensions = self._vector_dimensions()
+        self.vector_column_dimensions = self._vector_dimensions()
+        self.vector_dimensions = self.vector_column_dimensions if vector_search else None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

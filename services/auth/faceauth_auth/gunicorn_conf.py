@@ -47,9 +47,11 @@ def on_starting(_server: Any) -> None:
     from faceauth_auth.config import Settings
     from faceauth_auth.db import create_engine
     from faceauth_auth.migrate import prepare
+    from faceauth_auth.templatecrypto import from_settings
 
     settings = Settings.from_env()
     logs.configure("auth", settings.log_level)
+    from_settings(settings)  # a missing template key stops the master before any worker starts
     engine = create_engine(settings.database_url)
     prepare(settings, engine)
     engine.dispose()  # no connection may cross the fork

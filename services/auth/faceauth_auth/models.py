@@ -86,7 +86,12 @@ class User(Base):
 
 
 class FaceTemplate(Base):
-    """One enrolled face: the embedding (float32 little-endian bytes) and the model that produced it."""
+    """One enrolled face: the embedding and the model that produced it.
+
+    ``embedding`` holds the float32 little-endian bytes sealed with AES-GCM under the template key
+    ``key_id`` (templatecrypto), or the bytes themselves when ``key_id`` is NULL (encryption off, or
+    stored before it was turned on).
+    """
 
     __tablename__ = "face_templates"
 
@@ -96,6 +101,7 @@ class FaceTemplate(Base):
     model_version: Mapped[int]
     dimensions: Mapped[int]
     embedding: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(sa.String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="templates")
@@ -114,3 +120,28 @@ class LoginAttempt(Base):
     succeeded: Mapped[bool]
     distance: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Something that happened to an application's users, faces or keys; append-only (database triggers).
+
+    Holds user ids, decisions and distances but never an embedding or a photo.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("ix_audit_events_application", "application_id", "id"),
+                      sa.Index("ix_audit_events_user", "application_id", "external_user_id", "id"))
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # No cascade: an application with audit events cannot be deleted (the log is append-only).
+    application_id: Mapped[int | None] = mapped_column(sa.ForeignKey("applications.id"))
+    event: Mapped[str] = mapped_column(sa.String(32))
+    external_user_id: Mapped[str | None] = mapped_column(sa.String(USER_ID_LENGTH))
+    api_key_id: Mapped[str | None] = mapped_column(sa.String(16))
+    client_address: Mapped[str | None] = mapped_column(sa.String(64))
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    distance: Mapped[float | None]
+    liveness_score: Mapped[float | None]
+    request_id: Mapped[str | None] = mapped_column(sa.String(128))
+    detail: Mapped[str | None] = mapped_column(sa.String(200))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from faceauth_auth.repositories.audit import Event
 from faceauth_auth.uploads import USER_ID_RULE
 
 JSON = "application/json"
@@ -54,6 +55,15 @@ _KEY_ERRORS = {
 }
 _USER_ID = {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"},
             "description": USER_ID_RULE}
+_AUDIT_QUERY = [
+    {"name": "user_id", "in": "query", "schema": {"type": "string"}, "description": USER_ID_RULE},
+    {"name": "event", "in": "query", "schema": {"enum": list(Event)}},
+    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"},
+     "description": "ISO 8601; UTC when it has no offset"},
+    {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1},
+     "description": "next_before of the previous page"},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+]
 _FACE_ID = {"name": "face_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 
 
@@ -111,6 +121,15 @@ _SCHEMAS: Schema = {
         "face_id": {"type": "string", "format": "uuid"}, "created_at": {"type": "string", "format": "date-time"},
         "model": _ref("Model")}}}}},
     "Jwks": {"type": "object", "properties": {"keys": {"type": "array", "items": {"type": "object"}}}},
+    "AuditEvents": {"type": "object", "required": ["events", "next_before"], "properties": {
+        "events": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "time": {"type": "string", "format": "date-time"},
+            "event": {"enum": list(Event)}, "user_id": {"type": ["string", "null"]},
+            "outcome": {"type": "string", "description": "match or mismatch for decisions, success otherwise"},
+            "api_key_id": {"type": ["string", "null"]}, "client_address": {"type": ["string", "null"]},
+            "request_id": {"type": ["string", "null"]},
+            "detail": {"type": ["string", "null"], "description": "the face or key concerned"}}}},
+        "next_before": {"type": ["integer", "null"], "description": "pass as before for the next page"}}},
 }
 
 _PATHS: Schema = {
@@ -156,6 +175,11 @@ _PATHS: Schema = {
         "users", "Delete one face", "", {"204": {"description": "Deleted"},
                                          "404": _error("user_not_found or face_not_found")},
         parameters=[_USER_ID, _FACE_ID])},
+    "/v1/audit": {"get": _operation(
+        "audit", "The audit log", "This application's enrolments, login, verify and identify decisions, "
+        "deletions and API key events, newest first. Distances and liveness scores are left out.",
+        {"200": _ok("Events", _ref("AuditEvents")),
+         "400": _error("invalid_parameter or invalid_user_id")}, parameters=_AUDIT_QUERY)},
     "/.well-known/jwks.json": {"get": _operation(
         "tokens", "Token verification keys", "The current and next signing keys (RFC 7517).",
         {"200": _ok("JWKS", _ref("Jwks"))}, secured=False)},

@@ -3,7 +3,9 @@
 With pgvector (migration 0002) Postgres answers in SQL and its planner chooses: an exact scan of a
 small application's templates, the HNSW index (L2) for a large one. Without pgvector every template
 of the application made by the current model is read and compared exactly in process, which is fine
-for thousands of templates and the reason to run Postgres with pgvector beyond that.
+for thousands of templates and the reason to run Postgres with pgvector beyond that. With template
+encryption on there is no plaintext vector to index, so the search is always the exact one in
+process, over the application's decrypted templates.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from sqlalchemy.orm import Session
 from faceauth_auth.faces import EmbeddingModel
 from faceauth_auth.matching import nearest_distance
 from faceauth_auth.repositories import users
+from faceauth_auth.templatecrypto import TemplateCipher
 
 
 def nearest(session: Session, application_id: int, model: EmbeddingModel, probe: np.ndarray,
-            vector_dimensions: int | None, ef_search: int) -> tuple[str, float] | None:
+            vector_dimensions: int | None, ef_search: int, cipher: TemplateCipher) -> tuple[str, float] | None:
     """(user id, distance) of the nearest template made by ``model``, or None when there is none."""
     if vector_dimensions == model.dimensions:
         return users.nearest_by_vector(session, application_id, model, probe, ef_search)
-    owners, embeddings = users.application_embeddings(session, application_id, model)
+    owners, embeddings = users.application_embeddings(session, application_id, model, cipher)
     if not owners:
         return None
     best, distance = nearest_distance(probe, embeddings)

@@ -11,12 +11,14 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy.orm import Session
 
 from faceauth_auth import liveness, metrics, search
+from faceauth_auth.api.audit import record
 from faceauth_auth.authn import current_client
 from faceauth_auth.context import services
 from faceauth_auth.errors import ApiError
 from faceauth_auth.faces import ModelInfo
 from faceauth_auth.matching import decide, nearest_distance
 from faceauth_auth.repositories import attempts, users
+from faceauth_auth.repositories.audit import Event
 from faceauth_auth.uploads import read_image, read_upload
 
 bp = Blueprint("auth", __name__)
@@ -31,7 +33,7 @@ def _embeddings_for(session: Session, user_id: str, info: ModelInfo) -> np.ndarr
     user = users.find(session, current_client().application_id, user_id)
     if user is None:
         return None
-    embeddings = users.embeddings(session, user, info.model)
+    embeddings = users.embeddings(session, user, info.model, services().templates)
     if len(embeddings) == 0:
         raise ApiError(409, "reenrolment_required",
                        f"no face of this user was enrolled with the current model {info.model.label}; enrol again")
@@ -50,10 +52,16 @@ def face_register() -> tuple[Response, int]:
         if users.template_count(session, user) >= svc.settings.max_templates_per_user:
             raise ApiError(409, "too_many_faces", f"a user may have at most {svc.settings.max_templates_per_user} "
                                                   "faces; delete one first")
-        template = users.add_template(session, user, probe.info.model, probe.embedding, svc.db.vector_dimensions)
+        template = users.add_template(session, user, probe.info.model, probe.embedding, svc.db.vector_dimensions,
+                                      svc.templates)
+        record(session, Event.ENROLMENT, "success", user_id=user.external_id, detail=f"face {template.id}")
     log.info("face enrolled", extra={"application": client.application, "face_id": str(template.id)})
     return jsonify({"user_id": user.external_id, "face_id": str(template.id),
                     "model": {"name": template.model_name, "version": template.model_version}}), 201
+
+
+def _decision_outcome(match: bool) -> str:
+    return "match" if match else "mismatch"
 
 
 def _login_outcome(error: Exception) -> str:
@@ -100,8 +108,9 @@ def face_login() -> Response:
         embeddings = _embeddings_for(session, user_id, probe.info)
         decision = (decide(nearest_distance(probe.embedding, embeddings)[1], threshold) if embeddings is not None
                     else None)
-        attempts.add(session, client.application_id, user_id, bool(decision and decision.match),
-                     decision.distance if decision else None)
+        matched, distance = bool(decision and decision.match), decision.distance if decision else None
+        attempts.add(session, client.application_id, user_id, matched, distance)
+        record(session, Event.LOGIN, _decision_outcome(matched), user_id=user_id, distance=distance)
     log.info("face login", extra={"application": client.application, "known_user": decision is not None,
                                   "match": bool(decision and decision.match),
                                   "distance": round(decision.distance, 4) if decision else None})
@@ -118,10 +127,12 @@ def face_verify() -> Response:
     probe = svc.pipeline.probe(upload.image)
     with svc.db.transaction() as session:
         embeddings = _embeddings_for(session, upload.user_id, probe.info)
-    if embeddings is None:
-        raise ApiError(404, "user_not_found", "no such user")
-    decision = decide(nearest_distance(probe.embedding, embeddings)[1],
-                      probe.info.threshold(current_client().operating_point))
+        if embeddings is None:
+            raise ApiError(404, "user_not_found", "no such user")
+        decision = decide(nearest_distance(probe.embedding, embeddings)[1],
+                          probe.info.threshold(current_client().operating_point))
+        record(session, Event.VERIFY, _decision_outcome(decision.match), user_id=upload.user_id,
+               distance=decision.distance)
     return jsonify({"match": decision.match, "confidence": decision.confidence})
 
 
@@ -133,10 +144,10 @@ def face_identify() -> Response:
     probe = svc.pipeline.probe(image)
     with svc.db.transaction() as session:
         nearest = search.nearest(session, client.application_id, probe.info.model, probe.embedding,
-                                 svc.db.vector_dimensions, svc.settings.hnsw_ef_search)
-    if nearest is None:
-        return jsonify({"match": False, "user_id": None, "confidence": 0.0})
-    user_id, distance = nearest
-    decision = decide(distance, probe.info.threshold(client.operating_point))
-    return jsonify({"match": decision.match, "user_id": user_id if decision.match else None,
-                    "confidence": decision.confidence})
+                                 svc.db.vector_dimensions, svc.settings.hnsw_ef_search, svc.templates)
+        decision = decide(nearest[1], probe.info.threshold(client.operating_point)) if nearest else None
+        user_id = nearest[0] if nearest and decision and decision.match else None
+        record(session, Event.IDENTIFY, _decision_outcome(user_id is not None), user_id=user_id,
+               distance=decision.distance if decision else None)
+    return jsonify({"match": user_id is not None, "user_id": user_id,
+                    "confidence": decision.confidence if decision else 0.0})

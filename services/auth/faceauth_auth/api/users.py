@@ -1,4 +1,7 @@
-"""Users and their enrolled faces; deleting removes the rows for good (right to erasure)."""
+"""Users and their enrolled faces; deleting removes the rows for good (right to erasure).
+
+The audit log keeps the fact of a deletion, with the user id, but never biometric data.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,13 @@ import uuid
 from flask import Blueprint, Response, jsonify
 from sqlalchemy.orm import Session
 
+from faceauth_auth.api.audit import record
 from faceauth_auth.authn import current_client
 from faceauth_auth.context import services
 from faceauth_auth.errors import ApiError
 from faceauth_auth.models import User
 from faceauth_auth.repositories import attempts, users
+from faceauth_auth.repositories.audit import Event
 from faceauth_auth.uploads import valid_user_id
 
 bp = Blueprint("users", __name__)
@@ -41,6 +46,7 @@ def delete_user(user_id: str) -> tuple[str, int]:
         user = _user(session, user_id)
         users.delete(session, user)
         attempts.delete_for_user(session, client.application_id, user.external_id)
+        record(session, Event.USER_DELETED, "success", user_id=user.external_id)
     log.info("user deleted", extra={"application": client.application})
     return "", 204
 
@@ -61,7 +67,9 @@ def delete_face(user_id: str, face_id: str) -> tuple[str, int]:
     except ValueError:
         raise ApiError(404, "face_not_found", "no such face") from None
     with services().db.transaction() as session:
-        if not users.delete_template(session, _user(session, user_id), parsed):
+        user = _user(session, user_id)
+        if not users.delete_template(session, user, parsed):
             raise ApiError(404, "face_not_found", "no such face")
+        record(session, Event.FACE_DELETED, "success", user_id=user.external_id, detail=f"face {parsed}")
     log.info("face deleted", extra={"application": current_client().application, "face_id": face_id})
     return "", 204

@@ -10,9 +10,13 @@ from sqlalchemy.orm import Session, contains_eager
 from faceauth_auth.models import ApiKey, Application
 
 
+def find(session: Session, name: str) -> Application | None:
+    return session.scalar(sa.select(Application).where(Application.name == name))
+
+
 def get_or_create(session: Session, name: str, operating_point: str | None = None) -> Application:
     """The application called ``name``, created if missing; ``operating_point`` (when given) is set on it."""
-    application = session.scalar(sa.select(Application).where(Application.name == name))
+    application = find(session, name)
     if application is None:
         application = Application(name=name, operating_point="default")
         session.add(application)

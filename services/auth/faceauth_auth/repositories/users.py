@@ -1,4 +1,4 @@
-"""Users and their face templates, always within one application."""
+"""Users and their face templates, always within one application; embeddings pass through the template cipher."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from faceauth_auth.db import VECTOR_COLUMN
 from faceauth_auth.faces import EmbeddingModel
 from faceauth_auth.models import FaceTemplate, User
+from faceauth_auth.templatecrypto import TemplateCipher, associated_data
 
 
 def to_bytes(embedding: np.ndarray) -> bytes:
@@ -66,11 +67,27 @@ def templates(session: Session, user: User) -> list[FaceTemplate]:
                                 .order_by(FaceTemplate.created_at)))
 
 
+def _binding(template: FaceTemplate) -> bytes:
+    return associated_data(template.id, template.user_id, template.model_name, template.model_version,
+                           template.dimensions)
+
+
+def _seal(template: FaceTemplate, embedding: np.ndarray, cipher: TemplateCipher) -> None:
+    template.key_id, template.embedding = cipher.seal(to_bytes(embedding), _binding(template))
+
+
+def embedding_of(template: FaceTemplate, cipher: TemplateCipher) -> np.ndarray:
+    """The template's embedding, opened with its key (raises TemplateDecryptionError if it cannot be)."""
+    return from_bytes(cipher.open(template.key_id, template.embedding, _binding(template)))
+
+
 def add_template(session: Session, user: User, model: EmbeddingModel, embedding: np.ndarray,
-                 vector_dimensions: int | None) -> FaceTemplate:
-    """Store an embedding; also in the pgvector column when the database has one of this size."""
-    template = FaceTemplate(user_id=user.id, model_name=model.name, model_version=model.version,
-                            dimensions=model.dimensions, embedding=to_bytes(embedding))
+                 vector_dimensions: int | None, cipher: TemplateCipher) -> FaceTemplate:
+    """Store an embedding, sealed under the current template key; also in the pgvector column when the
+    database has one of this size and vector search is on (template encryption off)."""
+    template = FaceTemplate(id=uuid.uuid4(), user_id=user.id, model_name=model.name, model_version=model.version,
+                            dimensions=model.dimensions)
+    _seal(template, embedding, cipher)
     session.add(template)
     session.flush()
     if vector_dimensions == model.dimensions:
@@ -78,6 +95,24 @@ def add_template(session: Session, user: User, model: EmbeddingModel, embedding:
         session.execute(sa.update(table).where(table.c.id == template.id)
                         .values({VECTOR_COLUMN: np.asarray(embedding, dtype=np.float32)}))
     return template
+
+
+def reseal_batch(session: Session, cipher: TemplateCipher, size: int, vector_column_dimensions: int | None) -> int:
+    """Move up to ``size`` templates not sealed under the current key onto it; how many were moved.
+
+    Rows another transaction is resealing are skipped, so several runs may share the work. Where the
+    database has a pgvector column, the plaintext copies of the moved rows are emptied too.
+    """
+    stale = sa.or_(FaceTemplate.key_id.is_(None), FaceTemplate.key_id != cipher.current_key_id)
+    batch = list(session.scalars(sa.select(FaceTemplate).where(stale).order_by(FaceTemplate.id).limit(size)
+                                 .with_for_update(skip_locked=True)))
+    for template in batch:
+        _seal(template, embedding_of(template, cipher), cipher)
+    if batch and vector_column_dimensions is not None:
+        table = vector_table(vector_column_dimensions)
+        session.execute(sa.update(table).where(table.c.id.in_([t.id for t in batch])).values({VECTOR_COLUMN: None}))
+    session.flush()
+    return len(batch)
 
 
 def delete_template(session: Session, user: User, face_id: uuid.UUID) -> bool:
@@ -91,19 +126,20 @@ def _of_model(model: EmbeddingModel) -> sa.ColumnElement[bool]:
                    FaceTemplate.dimensions == model.dimensions)
 
 
-def embeddings(session: Session, user: User, model: EmbeddingModel) -> np.ndarray:
+def embeddings(session: Session, user: User, model: EmbeddingModel, cipher: TemplateCipher) -> np.ndarray:
     """(N, D) embeddings of the user's templates made by ``model``; other models' are never compared."""
-    rows = session.scalars(sa.select(FaceTemplate.embedding).where(FaceTemplate.user_id == user.id, _of_model(model)))
-    return np.array([from_bytes(row) for row in rows], dtype=np.float32).reshape(-1, model.dimensions)
+    rows = session.scalars(sa.select(FaceTemplate).where(FaceTemplate.user_id == user.id, _of_model(model)))
+    return np.array([embedding_of(row, cipher) for row in rows], dtype=np.float32).reshape(-1, model.dimensions)
 
 
-def application_embeddings(session: Session, application_id: int,
-                           model: EmbeddingModel) -> tuple[list[str], np.ndarray]:
+def application_embeddings(session: Session, application_id: int, model: EmbeddingModel,
+                           cipher: TemplateCipher) -> tuple[list[str], np.ndarray]:
     """Every template of the application made by ``model``: owners' ids and an (N, D) array."""
-    rows = session.execute(sa.select(User.external_id, FaceTemplate.embedding).join(FaceTemplate.user)
+    rows = session.execute(sa.select(User.external_id, FaceTemplate).join(FaceTemplate.user)
                            .where(User.application_id == application_id, _of_model(model))).all()
     owners = [row.external_id for row in rows]
-    return owners, np.array([from_bytes(row.embedding) for row in rows], dtype=np.float32).reshape(-1, model.dimensions)
+    return owners, np.array([embedding_of(row.FaceTemplate, cipher) for row in rows],
+                            dtype=np.float32).reshape(-1, model.dimensions)
 
 
 def nearest_by_vector(session: Session, application_id: int, model: EmbeddingModel, probe: np.ndarray,

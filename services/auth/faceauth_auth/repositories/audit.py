@@ -1,0 +1,72 @@
+"""The audit log: appended to in the transaction of the change it records, never updated or deleted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from faceauth_auth.models import AuditEvent
+
+
+class Event(StrEnum):
+    ENROLMENT = "enrolment"
+    LOGIN = "login"
+    VERIFY = "verify"
+    IDENTIFY = "identify"
+    USER_DELETED = "user_deleted"
+    FACE_DELETED = "face_deleted"
+    API_KEY_CREATED = "api_key_created"
+    API_KEY_REVOKED = "api_key_revoked"
+    TEMPLATE_KEY_ROTATED = "template_key_rotated"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused an event: the API key and address of a request, or nobody for an operator's command."""
+
+    api_key_id: str | None = None
+    client_address: str | None = None
+    request_id: str | None = None
+
+
+OPERATOR = Actor()
+
+
+def record(session: Session, event: Event, outcome: str, *, application_id: int | None, actor: Actor = OPERATOR,
+           user_id: str | None = None, distance: float | None = None, liveness_score: float | None = None,
+           detail: str | None = None) -> None:
+    session.add(AuditEvent(application_id=application_id, event=event.value, external_user_id=user_id,
+                           api_key_id=actor.api_key_id, client_address=actor.client_address,
+                           outcome=outcome, distance=distance, liveness_score=liveness_score,
+                           request_id=actor.request_id, detail=detail))
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which events to list, newest first; ``before`` is the id where the previous page stopped."""
+
+    application_id: int | None = None
+    user_id: str | None = None
+    event: Event | None = None
+    since: datetime | None = None
+    before: int | None = None
+    limit: int = 100
+
+
+def events(session: Session, wanted: Filter) -> list[AuditEvent]:
+    query = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(wanted.limit)
+    if wanted.application_id is not None:
+        query = query.where(AuditEvent.application_id == wanted.application_id)
+    if wanted.user_id is not None:
+        query = query.where(AuditEvent.external_user_id == wanted.user_id)
+    if wanted.event is not None:
+        query = query.where(AuditEvent.event == wanted.event.value)
+    if wanted.since is not None:
+        query = query.where(AuditEvent.created_at >= wanted.since)
+    if wanted.before is not None:
+        query = query.where(AuditEvent.id < wanted.before)
+    return list(session.scalars(query))

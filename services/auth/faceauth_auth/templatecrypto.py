@@ -1,0 +1,114 @@
+"""Template protection: embeddings sealed with AES-256-GCM under an application-level key.
+
+Every row gets a fresh random 96-bit nonce, and the associated data names the row (template id,
+owner, model), so a ciphertext copied into another row, another user's or another model's, fails
+to open. The key's id (the first 16 hex digits of its SHA-256) is stored with each row: rows sealed
+under a previous key stay readable while that key is configured, until ``python -m faceauth_auth
+templates reencrypt`` moves them to the current one. Rows without a key id are plaintext (stored
+before encryption was turned on). Losing every key makes the stored templates unreadable for good.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from faceauth_auth.config import Settings
+
+KEY_BYTES = 32  # AES-256
+NONCE_BYTES = 12  # 96 bits, GCM's native nonce size
+_BINDING_VERSION = "faceauth-template-v1"
+
+
+class TemplateKeyError(ValueError):
+    """The template key configuration cannot be used (missing, unreadable or malformed key)."""
+
+
+class TemplateDecryptionError(Exception):
+    """A stored template cannot be opened: its key is not configured, or it was tampered with or moved."""
+
+
+def key_id_of(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def generate_key_file(path: Path) -> str:
+    """Write a new random key (base64, mode 0600) to ``path``, never over an existing file; returns its id."""
+    key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(base64.b64encode(key).decode() + "\n")
+    return key_id_of(key)
+
+
+def load_key(path: Path) -> bytes:
+    """The key in ``path``: base64 of 32 bytes, as generate_key_file writes it."""
+    try:
+        key = base64.b64decode(path.read_text().strip(), validate=True)
+    except OSError as error:
+        raise TemplateKeyError(f"cannot read the template key {path}: {error.strerror}") from error
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise TemplateKeyError(f"the template key {path} is not base64") from error
+    if len(key) != KEY_BYTES:
+        raise TemplateKeyError(f"the template key {path} must hold {KEY_BYTES} bytes, not {len(key)}")
+    return key
+
+
+def associated_data(template_id: uuid.UUID, user_id: int, model_name: str, model_version: int,
+                    dimensions: int) -> bytes:
+    """What a ciphertext is bound to: its row, its owner and the model that made the embedding."""
+    return "|".join((_BINDING_VERSION, str(template_id), str(user_id), model_name, str(model_version),
+                     str(dimensions))).encode()
+
+
+class TemplateCipher:
+    """Seals with the current key (none: encryption off, bytes stay plain) and opens with any configured key."""
+
+    def __init__(self, current: bytes | None, previous: Iterable[bytes] = ()) -> None:
+        self.current_key_id = key_id_of(current) if current is not None else None
+        keys = [current] if current is not None else []
+        self._keys = {key_id_of(key): AESGCM(key) for key in [*keys, *previous]}
+
+    @property
+    def encrypting(self) -> bool:
+        return self.current_key_id is not None
+
+    def seal(self, plaintext: bytes, binding: bytes) -> tuple[str | None, bytes]:
+        """(key id, stored bytes): nonce + ciphertext + tag under the current key, or the plaintext itself."""
+        if self.current_key_id is None:
+            return None, plaintext
+        nonce = os.urandom(NONCE_BYTES)
+        return self.current_key_id, nonce + self._keys[self.current_key_id].encrypt(nonce, plaintext, binding)
+
+    def open(self, key_id: str | None, stored: bytes, binding: bytes) -> bytes:
+        if key_id is None:
+            return stored
+        aead = self._keys.get(key_id)
+        if aead is None:
+            raise TemplateDecryptionError(f"template key {key_id} is not configured (FACEAUTH_TEMPLATE_KEY_FILE, "
+                                        "FACEAUTH_TEMPLATE_PREVIOUS_KEY_FILES)")
+        try:
+            return aead.decrypt(stored[:NONCE_BYTES], stored[NONCE_BYTES:], binding)
+        except InvalidTag:
+            raise TemplateDecryptionError("a template failed authentication: tampered with or moved") from None
+
+
+def from_settings(settings: Settings) -> TemplateCipher:
+    """The configured cipher; refuses a configuration without a key unless encryption is explicitly off."""
+    previous = [load_key(path) for path in settings.template_previous_key_files]
+    if not settings.template_encryption:
+        return TemplateCipher(None, previous)
+    if settings.template_key_file is None:
+        raise TemplateKeyError("no template key: set FACEAUTH_TEMPLATE_KEY_FILE to a key made by `python -m "
+                               "faceauth_auth keys generate-template-key --out FILE`, or set "
+                               "FACEAUTH_TEMPLATE_ENCRYPTION=off to store embeddings unencrypted")
+    return TemplateCipher(load_key(settings.template_key_file), previous)

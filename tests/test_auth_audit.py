@@ -1,0 +1,153 @@
+"""The audit log: one event per change or decision, none for a failed request, append-only, per application."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+from PIL import Image
+
+from faceauth_auth import apikeys
+from faceauth_auth.db import Database
+from faceauth_auth.repositories import audit
+from tests.auth_helpers import ALICE, BOB, Application, Headers, Photo, body, error_code, transformed, upload
+
+pytest_plugins = ["tests.auth_fixtures"]
+
+
+def _events(http: FlaskClient, headers: Headers, **query: Any) -> list[dict[str, Any]]:
+    response = http.get("/v1/audit", headers=headers, query_string=query)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    events: list[dict[str, Any]] = body(response)["events"]
+    return events
+
+
+def _grey(photo: Photo) -> bytes:
+    """A real photo painted over: no face left in it."""
+    return transformed(photo(ALICE, 2), lambda image: Image.new("RGB", image.size, "grey"))
+
+
+def test_every_change_and_decision_is_recorded_newest_first(http: FlaskClient, application: Application,
+                                                            photo: Photo) -> None:
+    headers = application.headers
+    enrolled = body(http.post("/auth/face-register", headers=headers, **upload("alice", photo(ALICE, 2))))
+    assert http.post("/auth/face-register", headers=headers, **upload("bob", photo(BOB, 1))).status_code == 201
+    assert http.post("/auth/face-login", headers=headers, **upload("alice", photo(ALICE, 3))).status_code == 200
+    assert http.post("/auth/face-login", headers=headers, **upload("alice", photo(BOB, 2))).status_code == 401
+    assert http.post("/auth/face-login", headers=headers, **upload("nobody", photo(BOB, 2))).status_code == 401
+    assert body(http.post("/auth/face-verify", headers=headers, **upload("bob", photo(BOB, 2))))["match"] is True
+    assert body(http.post("/auth/face-identify", headers=headers, **upload(None, photo(ALICE, 4))))["match"] is True
+    assert http.delete(f"/v1/users/alice/faces/{enrolled['face_id']}", headers=headers).status_code == 204
+    assert http.delete("/v1/users/bob", headers=headers, environ_base={"REMOTE_ADDR": "10.1.2.3"},
+                       ).status_code == 204
+
+    events = _events(http, headers)
+    summary = [(event["event"], event["user_id"], event["outcome"]) for event in events]
+    assert summary == [
+        ("user_deleted", "bob", "success"),
+        ("face_deleted", "alice", "success"),
+        ("identify", "alice", "match"),
+        ("verify", "bob", "match"),
+        ("login", "nobody", "mismatch"),
+        ("login", "alice", "mismatch"),
+        ("login", "alice", "match"),
+        ("enrolment", "bob", "success"),
+        ("enrolment", "alice", "success"),
+        ("api_key_created", None, "success"),
+    ]
+    assert events[0]["client_address"] == "10.1.2.3"
+    assert events[1]["detail"] == f"face {enrolled['face_id']}"
+    key_id = apikeys.key_id_of(headers["Authorization"].removeprefix("Bearer "))
+    assert all(event["api_key_id"] == key_id and len(event["request_id"]) == 32 for event in events[:-1])
+    assert events[-1]["detail"] == f"key {key_id}"
+    # Distances and liveness scores stay out of the API (no hill-climbing); the log has them.
+    assert all("distance" not in event and "liveness_score" not in event for event in events)
+
+
+def test_failed_requests_leave_no_event(http: FlaskClient, application: Application, photo: Photo) -> None:
+    headers = application.headers
+    before = _events(http, headers)
+    no_face = http.post("/auth/face-register", headers=headers, **upload("alice", _grey(photo)))
+    assert no_face.status_code == 422
+    assert http.post("/auth/face-login", headers=headers, **upload("alice", _grey(photo))).status_code == 422
+    assert http.post("/auth/face-verify", headers=headers, **upload("ghost", photo(BOB, 2))).status_code == 404
+    assert http.delete("/v1/users/ghost", headers=headers).status_code == 404
+    assert http.post("/auth/face-register", headers=headers, **upload("alice", photo(ALICE, 2))).status_code == 201
+    missing_face = http.delete("/v1/users/alice/faces/00000000-0000-4000-8000-000000000000", headers=headers)
+    assert missing_face.status_code == 404
+    assert [event["event"] for event in _events(http, headers)] == ["enrolment"] + [e["event"] for e in before]
+
+
+def test_too_many_faces_leaves_neither_face_nor_event(make_app: Callable[..., Any],
+                                                      new_application: Callable[[], Application],
+                                                      photo: Photo) -> None:
+    http = make_app(max_templates_per_user=1).test_client()
+    headers = new_application().headers
+    assert http.post("/auth/face-register", headers=headers, **upload("alice", photo(ALICE, 2))).status_code == 201
+    refused = http.post("/auth/face-register", headers=headers, **upload("alice", photo(ALICE, 3)))
+    assert refused.status_code == 409
+    assert [event["event"] for event in _events(http, headers)] == ["enrolment", "api_key_created"]
+    assert body(http.get("/v1/users/alice", headers=headers))["face_count"] == 1
+
+
+def test_listing_filters_pages_and_keeps_applications_apart(http: FlaskClient,
+                                                            new_application: Callable[[], Application],
+                                                            photo: Photo) -> None:
+    mine, theirs = new_application().headers, new_application().headers
+    for user, person, index in (("alice", ALICE, 2), ("alice", ALICE, 3), ("bob", BOB, 1)):
+        assert http.post("/auth/face-register", headers=mine, **upload(user, photo(person, index))).status_code == 201
+    assert http.post("/auth/face-login", headers=mine, **upload("alice", photo(ALICE, 4))).status_code == 200
+
+    assert [e["event"] for e in _events(http, mine, user_id="alice")] == ["login", "enrolment", "enrolment"]
+    assert [e["user_id"] for e in _events(http, mine, event="enrolment")] == ["bob", "alice", "alice"]
+    first = body(http.get("/v1/audit", headers=mine, query_string={"limit": 2}))
+    assert [e["event"] for e in first["events"]] == ["login", "enrolment"]
+    second = body(http.get("/v1/audit", headers=mine, query_string={"limit": 2, "before": first["next_before"]}))
+    assert [e["event"] for e in second["events"]] == ["enrolment", "enrolment"]
+    last = body(http.get("/v1/audit", headers=mine, query_string={"limit": 2, "before": second["next_before"]}))
+    assert [e["event"] for e in last["events"]] == ["api_key_created"] and last["next_before"] is None
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert _events(http, mine, since=tomorrow) == []
+    assert len(_events(http, mine, since="2000-01-01T00:00:00")) == 5
+
+    # Another application sees only its own key's creation, even when asking for the same user ids.
+    assert [e["event"] for e in _events(http, theirs)] == ["api_key_created"]
+    assert _events(http, theirs, user_id="alice") == []
+
+
+@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "501"}, {"limit": "ten"}, {"limit": "²"},
+                                   {"before": "-1"}, {"event": "party"}, {"since": "yesterday"},
+                                   {"user_id": "bad id!"}])
+def test_listing_refuses_malformed_queries(http: FlaskClient, headers: Headers, query: dict[str, str]) -> None:
+    refused = http.get("/v1/audit", headers=headers, query_string=query)
+    assert refused.status_code == 400
+    assert error_code(refused) in {"invalid_parameter", "invalid_user_id"}
+
+
+def test_listing_needs_an_api_key(http: FlaskClient) -> None:
+    assert error_code(http.get("/v1/audit")) == "missing_api_key"
+
+
+def test_key_revocation_is_recorded(auth_db: Database) -> None:
+    with auth_db.transaction() as session:
+        key_id, _ = apikeys.create(session, "audit-revocation")
+    with auth_db.transaction() as session:
+        assert apikeys.revoke(session, key_id)
+    with auth_db.transaction() as session:
+        application_id = session.scalar(sa.text("select id from applications where name = 'audit-revocation'"))
+        events = audit.events(session, audit.Filter(application_id=application_id))
+    assert [(event.event, event.detail) for event in events] == [("api_key_revoked", f"key {key_id}"),
+                                                                  ("api_key_created", f"key {key_id}")]
+
+
+@pytest.mark.parametrize("statement", ["update audit_events set outcome = 'forged'", "delete from audit_events",
+                                       "truncate audit_events"])
+def test_postgres_refuses_to_change_the_log(auth_db: Database, application: Application, statement: str) -> None:
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), auth_db.engine.begin() as connection:
+        connection.execute(sa.text(statement))
+    with auth_db.engine.connect() as connection:
+        assert connection.execute(sa.text("select count(*) from audit_events where outcome = 'forged'")).scalar() == 0
