@@ -11,6 +11,11 @@ export FACEAUTH_JWT_CURRENT_KEY_FILE=$PWD/var/jwt/current.pem FACEAUTH_JWT_NEXT_
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 export FACEAUTH_DEMO_ENABLED=${FACEAUTH_DEMO_ENABLED:-1}
 [ -f var/jwt/current.pem ] || "$bin/python" -m faceauth_auth keys generate-jwt --out var/jwt
+# Templates are encrypted at rest: a development key unless FACEAUTH_TEMPLATE_KEY_FILE names one.
+if [ -z "${FACEAUTH_TEMPLATE_KEY_FILE:-}" ] && [ "${FACEAUTH_TEMPLATE_ENCRYPTION:-on}" != off ]; then
+  export FACEAUTH_TEMPLATE_KEY_FILE=$PWD/var/template.key
+  [ -f var/template.key ] || "$bin/python" -m faceauth_auth keys generate-template-key --out var/template.key
+fi
 if [ -z "${FACEAUTH_BOOTSTRAP_API_KEY:-}" ]; then
   FACEAUTH_BOOTSTRAP_API_KEY=$("$bin/python" -c 'import secrets; print("fa_dev_" + secrets.token_urlsafe(32))')
   generated=1
