@@ -6,10 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from faceauth.grpc.launch import total
 from faceauth_auth.__main__ import main as manage
+from faceauth_auth.db import Database
+from faceauth_auth.models import AuditEvent
+from faceauth_auth.repositories import applications
 from tests.auth_helpers import Application, body, error_code, samples, upload
 
 pytest_plugins = ["tests.auth_fixtures"]
@@ -36,7 +40,7 @@ def _scores(http: FlaskClient, verdict: str, policy: str) -> float:
 
 def test_enforce_refuses_a_printed_photo_at_enrolment_and_login(
         http: FlaskClient, application: Application, antispoof_photo: Callable[[str], bytes],
-        auth_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        auth_database_url: str, auth_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _set_policy(monkeypatch, auth_database_url, application.name, "enforce") == 0
     headers = application.headers
     refused = http.post("/auth/face-register", headers=headers, **upload("carol", antispoof_photo(PRINTED)))
@@ -53,6 +57,12 @@ def test_enforce_refuses_a_printed_photo_at_enrolment_and_login(
                  outcome="spoof") == spoofs + 1
     live = http.post("/auth/face-login", headers=headers, **upload("carol", antispoof_photo(LOGIN)))
     assert live.status_code == 200 and "access_token" in body(live)
+    with auth_db.transaction() as session:  # refused attempts leave no event; the two that passed carry a score
+        found = applications.find(session, application.name)
+        assert found is not None
+        scores = session.scalars(sa.select(AuditEvent.liveness_score).where(
+            AuditEvent.application_id == found.id, AuditEvent.event.in_(("enrolment", "login")))).all()
+    assert len(scores) == 2 and all(score is not None and 0 <= score <= 1 for score in scores)
 
 
 def test_report_counts_the_score_but_lets_the_decision_stand(

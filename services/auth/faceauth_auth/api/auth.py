@@ -54,7 +54,8 @@ def face_register() -> tuple[Response, int]:
                                                   "faces; delete one first")
         template = users.add_template(session, user, probe.info.model, probe.embedding, svc.db.vector_dimensions,
                                       svc.templates)
-        record(session, Event.ENROLMENT, "success", user_id=user.external_id, detail=f"face {template.id}")
+        record(session, Event.ENROLMENT, "success", user_id=user.external_id, detail=f"face {template.id}",
+               liveness_score=probe.liveness_score)
     log.info("face enrolled", extra={"application": client.application, "face_id": str(template.id)})
     return jsonify({"user_id": user.external_id, "face_id": str(template.id),
                     "model": {"name": template.model_name, "version": template.model_version}}), 201
@@ -110,7 +111,8 @@ def face_login() -> Response:
                     else None)
         matched, distance = bool(decision and decision.match), decision.distance if decision else None
         attempts.add(session, client.application_id, user_id, matched, distance)
-        record(session, Event.LOGIN, _decision_outcome(matched), user_id=user_id, distance=distance)
+        record(session, Event.LOGIN, _decision_outcome(matched), user_id=user_id, distance=distance,
+               liveness_score=probe.liveness_score)
     log.info("face login", extra={"application": client.application, "known_user": decision is not None,
                                   "match": bool(decision and decision.match),
                                   "distance": round(decision.distance, 4) if decision else None})
@@ -132,7 +134,7 @@ def face_verify() -> Response:
         decision = decide(nearest_distance(probe.embedding, embeddings)[1],
                           probe.info.threshold(current_client().operating_point))
         record(session, Event.VERIFY, _decision_outcome(decision.match), user_id=upload.user_id,
-               distance=decision.distance)
+               distance=decision.distance, liveness_score=probe.liveness_score)
     return jsonify({"match": decision.match, "confidence": decision.confidence})
 
 
@@ -148,6 +150,6 @@ def face_identify() -> Response:
         decision = decide(nearest[1], probe.info.threshold(client.operating_point)) if nearest else None
         user_id = nearest[0] if nearest and decision and decision.match else None
         record(session, Event.IDENTIFY, _decision_outcome(user_id is not None), user_id=user_id,
-               distance=decision.distance if decision else None)
+               distance=decision.distance if decision else None, liveness_score=probe.liveness_score)
     return jsonify({"match": user_id is not None, "user_id": user_id,
                     "confidence": decision.confidence if decision else 0.0})
