@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from faceauth.grpc.client import DetectorClient, EmbedderClient
-from faceauth_auth import authn, errors, migrate, observability, ratelimit, templatecrypto
+from faceauth_auth import admission, authn, errors, migrate, observability, ratelimit, templatecrypto
 from faceauth_auth.api import audit, auth, demo, docs, faces, ops, users, wellknown
 from faceauth_auth.config import Settings
 from faceauth_auth.context import EXTENSION, Services
@@ -35,8 +35,10 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fla
     app.extensions[EXTENSION] = Services(settings, Database(engine, vector_search=not templates.encrypting), pipeline,
                                          tokens, LockoutPolicy(settings.lockout_max_failures, settings.lockout_window),
                                          templates)
-    # Order matters: request id first, then the API key, then the rate limit (which is per application).
+    # Order matters: request id first, then admission (a refusal must cost nothing), then the API key, then
+    # the rate limit (which is per application).
     observability.init_app(app)
+    admission.init_app(app, settings)
     authn.init_app(app)
     ratelimit.init_app(app, settings)
     errors.register(app)

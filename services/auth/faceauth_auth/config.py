@@ -36,6 +36,8 @@ class Settings:
     rate_limit: str = "600 per minute"  # per application (per client address before authentication)
     rate_limit_storage_uri: str = "memory://"
     hnsw_ef_search: int = 100
+    max_inflight: int = 4  # face requests in progress at once per worker process; more wait, then 503
+    admission_wait: float = 0.25  # seconds a face request may wait for a slot
     template_encryption: bool = True  # off only when set explicitly; then embeddings are stored plain
     template_key_file: Path | None = None  # without it (and encryption on) the service refuses to start
     template_previous_key_files: tuple[Path, ...] = ()  # still opened, until `templates reencrypt`
@@ -71,6 +73,8 @@ class Settings:
             rate_limit=env_str("FACEAUTH_RATE_LIMIT", cls.rate_limit),
             rate_limit_storage_uri=env_str("FACEAUTH_RATE_LIMIT_STORAGE_URI", cls.rate_limit_storage_uri),
             hnsw_ef_search=env_int("FACEAUTH_HNSW_EF_SEARCH", cls.hnsw_ef_search),
+            max_inflight=env_int("FACEAUTH_MAX_INFLIGHT", cls.max_inflight),
+            admission_wait=env_float("FACEAUTH_ADMISSION_WAIT", cls.admission_wait),
             template_encryption=env_bool("FACEAUTH_TEMPLATE_ENCRYPTION", cls.template_encryption),
             template_key_file=Path(template_key) if template_key else None,
             template_previous_key_files=tuple(Path(path) for path in previous_template_keys.split(",") if path),

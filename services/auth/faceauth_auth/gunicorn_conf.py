@@ -22,9 +22,11 @@ _ADDRESS = env_str("FACEAUTH_BIND_ADDRESS", "0.0.0.0")
 _PORT = env_int("FACEAUTH_PORT", 8000)
 bind = f"{_ADDRESS}:{_PORT}"
 workers = env_int("FACEAUTH_WORKERS", 2)
-# Threads: a request mostly waits on the detector, the embedder and the database.
+# Threads: a request mostly waits on the detector, the embedder and the database. Four times the admission
+# slots (FACEAUTH_MAX_INFLIGHT): past capacity the spare threads answer 503 overloaded at once and keep health
+# checks answering, where gunicorn's own queue would only make every request wait longer (faceauth_auth.admission).
 worker_class = "gthread"
-threads = env_int("FACEAUTH_THREADS", 4)
+threads = env_int("FACEAUTH_THREADS", 16)
 timeout = 30
 graceful_timeout = 25  # Kubernetes kills the pod 30 s after SIGTERM by default
 errorlog = "-"

@@ -11,7 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -39,6 +47,11 @@ downstream_duration = Histogram(
 downstream_errors = Counter(
     "faceauth_downstream_errors_total", "Calls to the detector and embedder that did not end OK.",
     ["service", "code"])
+requests_shed = Counter(
+    "faceauth_requests_shed_total", "Face requests refused with 503 overloaded: no admission slot freed up in time.")
+face_requests_in_flight = Gauge(
+    "faceauth_face_requests_in_flight", "Face requests holding an admission slot now, summed over workers.",
+    multiprocess_mode="livesum")
 
 
 class TemplateCountCollector(Collector):

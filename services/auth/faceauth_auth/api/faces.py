@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from faceauth_auth.admission import limited
 from faceauth_auth.context import services
 from faceauth_auth.faces import LANDMARK_NAMES, DetectedFace
 from faceauth_auth.uploads import read_image
@@ -28,6 +29,7 @@ def _face(face: DetectedFace) -> dict[str, Any]:
 
 
 @bp.post("/v1/faces/detect")
+@limited
 def detect() -> Response:
     detection = services().pipeline.detect(read_image())
     return jsonify({"image": {"width": detection.width, "height": detection.height},
