@@ -33,9 +33,20 @@ def jpeg(path: Path) -> bytes:
     return cv2.imencode(".jpg", on_canvas(path)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 
+def people_by_photo_count(lfw: Path) -> list[Path]:
+    """LFW's folders of people, the most photographed first."""
+    return sorted((lfw / "images").iterdir(), key=lambda p: len(list(p.glob("*.jpg"))), reverse=True)
+
+
 def most_photographed(lfw: Path) -> list[Path]:
-    folder = max((lfw / "images").iterdir(), key=lambda p: len(list(p.glob("*.jpg"))))
-    return sorted(folder.glob("*.jpg"))
+    return sorted(people_by_photo_count(lfw)[0].glob("*.jpg"))
+
+
+def face_request(url: str, api_key: str, path: str, user_id: str, image: bytes) -> urllib.request.Request:
+    """A JSON photo upload (``{"user_id", "image": base64}``) to ``path`` of the auth service at ``url``."""
+    body = json.dumps({"user_id": user_id, "image": base64.b64encode(image).decode()}).encode()
+    return urllib.request.Request(f"{url}{path}", data=body, method="POST", headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
 
 
 class Stack:
@@ -48,8 +59,9 @@ class Stack:
         self.api_key = "fa_bench_" + secrets.token_urlsafe(32)
         self.url = f"http://127.0.0.1:{free_port()}"
         jwt_dir = scratch / "jwt"
-        subprocess.run([sys.executable, "-m", "faceauth_auth", "keys", "generate-jwt", "--out", str(jwt_dir)],
-                       check=True, capture_output=True)
+        template_key = scratch / "template.key"
+        for command in (["generate-jwt", "--out", str(jwt_dir)], ["generate-template-key", "--out", str(template_key)]):
+            subprocess.run([sys.executable, "-m", "faceauth_auth", "keys", *command], check=True, capture_output=True)
         self.auth = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:faceauth_auth.gunicorn_conf"],
             env={**os.environ, "FACEAUTH_BIND_ADDRESS": "127.0.0.1", "FACEAUTH_PORT": self.url.rsplit(":", 1)[1],
@@ -58,6 +70,7 @@ class Stack:
                  "FACEAUTH_EMBEDDER_TARGET": f"dns:///{self.embedder.target}",
                  "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
                  "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
+                 "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key),
                  "FACEAUTH_BOOTSTRAP_API_KEY": self.api_key,
                  "FACEAUTH_RATE_LIMIT": "1000000 per minute", "FACEAUTH_LOCKOUT_MAX_FAILURES": "0",
                  "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics")},
@@ -76,10 +89,7 @@ class Stack:
         raise RuntimeError("auth did not become ready")
 
     def post(self, path: str, user_id: str, image: bytes) -> dict[str, object]:
-        body = json.dumps({"user_id": user_id, "image": base64.b64encode(image).decode()}).encode()
-        request = urllib.request.Request(f"{self.url}{path}", data=body, method="POST", headers={
-            "Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"})
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(face_request(self.url, self.api_key, path, user_id, image), timeout=30) as response:
             return dict(json.loads(response.read()))
 
     def worker_rss_mib(self) -> list[float]:
