@@ -45,7 +45,7 @@ def _api_error(error: ApiError) -> Response:
 
 def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    headers = {k: v for k, v in error.get_headers() if k.lower() == "retry-after"}
+    headers = {k: v for k, v in error.get_headers() if k.lower() in ("retry-after", "allow")}
     return error_response(status, _HTTP_CODES.get(status, "http_error"), error.description or error.name, headers)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from faceauth_auth.repositories.audit import Event
-from faceauth_auth.uploads import USER_ID_RULE
+from faceauth_auth.uploads import USER_ID, USER_ID_RULE
 
 JSON = "application/json"
 Schema = dict[str, Any]
@@ -26,15 +26,18 @@ def _ok(description: str, schema: Schema) -> Schema:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
+_USER_ID_SCHEMA = {"type": "string", "pattern": f"^{USER_ID.pattern}$", "description": USER_ID_RULE}
+
+
 def _upload(with_user: bool) -> Schema:
     """A photo as multipart/form-data or as base64 in JSON."""
-    user = {"user_id": {"type": "string", "description": USER_ID_RULE}} if with_user else {}
+    user = {"user_id": _USER_ID_SCHEMA} if with_user else {}
     required = ["user_id", "image"] if with_user else ["image"]
     return {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": required, "properties": {
             **user, "image": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP, <= 10 MiB"}}}},
         JSON: {"schema": {"type": "object", "required": required, "properties": {
-            **user, "image": {"type": "string", "contentEncoding": "base64",
+            **user, "image": {"type": "string", "contentEncoding": "base64", "minLength": 1,
                               "description": "base64 of a JPEG, PNG or WebP (a data: URL is accepted)"}}}},
     }}
 
@@ -54,8 +57,8 @@ _KEY_ERRORS = {
     "401": _error("missing_api_key or invalid_api_key"),
     "429": _error("rate_limited: too many requests for this application (Retry-After)"),
 }
-_USER_ID = {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"},
-            "description": USER_ID_RULE}
+_USER_ID = {"name": "user_id", "in": "path", "required": True, "schema": _USER_ID_SCHEMA}
+_BAD_USER_ID = {"400": _error("invalid_user_id")}
 _AUDIT_QUERY = [
     {"name": "user_id", "in": "query", "schema": {"type": "string"}, "description": USER_ID_RULE},
     {"name": "event", "in": "query", "schema": {"enum": list(Event)}},
@@ -70,7 +73,8 @@ _FACE_ID = {"name": "face_id", "in": "path", "required": True, "schema": {"type"
 
 def _operation(tag: str, summary: str, description: str, responses: Schema, *, upload: bool | None = None,
                parameters: list[Schema] | None = None, secured: bool = True) -> Schema:
-    merged = {**(_PHOTO_ERRORS if upload is not None else {}), **(_KEY_ERRORS if secured else {}), **responses}
+    merged = {**(_PHOTO_ERRORS if upload is not None else {}), **(_BAD_USER_ID if parameters else {}),
+              **(_KEY_ERRORS if secured else {}), **responses}
     operation: Schema = {"tags": [tag], "summary": summary, "description": description,
                          "responses": dict(sorted(merged.items()))}
     if upload is not None:
