@@ -60,7 +60,7 @@ _KEY_ERRORS = {
 _USER_ID = {"name": "user_id", "in": "path", "required": True, "schema": _USER_ID_SCHEMA}
 _BAD_USER_ID = {"400": _error("invalid_user_id")}
 _AUDIT_QUERY = [
-    {"name": "user_id", "in": "query", "schema": {"type": "string"}, "description": USER_ID_RULE},
+    {"name": "user_id", "in": "query", "schema": _USER_ID_SCHEMA},
     {"name": "event", "in": "query", "schema": {"enum": list(Event)}},
     {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"},
      "description": "ISO 8601; UTC when it has no offset"},
