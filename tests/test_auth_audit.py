@@ -121,6 +121,7 @@ def test_listing_filters_pages_and_keeps_applications_apart(http: FlaskClient,
 
 @pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "501"}, {"limit": "ten"}, {"limit": "²"},
                                    {"before": "-1"}, {"event": "party"}, {"since": "yesterday"},
+                                   {"since": "0001-01-01T00:00:00+01:00"},
                                    {"user_id": "bad id!"}])
 def test_listing_refuses_malformed_queries(http: FlaskClient, headers: Headers, query: dict[str, str]) -> None:
     refused = http.get("/v1/audit", headers=headers, query_string=query)

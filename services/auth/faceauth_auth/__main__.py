@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from faceauth import logs
@@ -110,12 +109,6 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _utc(text: str) -> datetime:
-    """An ISO 8601 date-time; without an offset it is UTC."""
-    moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m faceauth_auth", description=__doc__)
     groups = root.add_subparsers(dest="group", required=True)
@@ -157,7 +150,7 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--app", help="application name (default: every application, and operator events)")
     listing.add_argument("--user-id")
     listing.add_argument("--event", type=Event, choices=list(Event))
-    listing.add_argument("--since", type=_utc, help="ISO 8601 date-time (UTC unless it has an offset)")
+    listing.add_argument("--since", type=audit.parse_time, help="ISO 8601 date-time (UTC unless it has an offset)")
     listing.add_argument("--before", type=int, help="only events with a smaller id (the next page)")
     listing.add_argument("--limit", type=int, default=100)
     listing.set_defaults(run=audit_list)

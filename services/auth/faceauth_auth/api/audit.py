@@ -7,7 +7,7 @@ able to read them could tune a forged face against the threshold); operators see
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -54,10 +54,9 @@ def _since() -> datetime | None:
     if raw is None:
         return None
     try:
-        since = datetime.fromisoformat(raw)
+        return audit.parse_time(raw)
     except ValueError:
         raise _invalid("since", "an ISO 8601 date-time such as 2026-01-31T12:00:00Z") from None
-    return since.replace(tzinfo=UTC) if since.tzinfo is None else since
 
 
 def _event() -> Event | None:

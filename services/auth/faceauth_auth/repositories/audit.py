@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -43,6 +43,15 @@ def record(session: Session, event: Event, outcome: str, *, application_id: int 
                            api_key_id=actor.api_key_id, client_address=actor.client_address,
                            outcome=outcome, distance=distance, liveness_score=liveness_score,
                            request_id=actor.request_id, detail=detail))
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 date-time as an aware UTC datetime; without an offset it is UTC. ValueError otherwise."""
+    try:
+        moment = datetime.fromisoformat(text)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # an offset that pushes it out of years 1-9999
+        raise ValueError(f"{text!r} is out of range") from None
 
 
 @dataclass(frozen=True)
