@@ -20,7 +20,8 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fla
     """A ready app; ``prepare`` migrates the database first (gunicorn_conf does that once, in the master)."""
     settings = settings or Settings.from_env()
     templates = templatecrypto.from_settings(settings)  # refuses to start without a key unless explicitly off
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size,
+                           pool_timeout=settings.db_pool_timeout, statement_timeout=settings.db_statement_timeout)
     if prepare:
         migrate.prepare(settings, engine)
     published = [path for path in (settings.jwt_next_key_file, settings.jwt_previous_key_file) if path is not None]

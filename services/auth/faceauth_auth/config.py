@@ -17,6 +17,9 @@ class Settings:
 
     database_url: str = "sqlite:///var/faceauth.db"
     migrate_on_start: bool = True
+    db_pool_size: int = 16  # connections per worker process, as many as its threads so none waits for one
+    db_pool_timeout: float = 5.0  # seconds a request waits for a free connection before a 503
+    db_statement_timeout: float = 10.0  # seconds per SQL statement (lock waits included); migrations are exempt
     bootstrap_api_key: str | None = None
     detector_target: str = "dns:///localhost:50051"
     embedder_target: str = "dns:///localhost:50052"
@@ -54,6 +57,9 @@ class Settings:
         return cls(
             database_url=env_str("FACEAUTH_DATABASE_URL", cls.database_url),
             migrate_on_start=env_bool("FACEAUTH_MIGRATE_ON_START", cls.migrate_on_start),
+            db_pool_size=env_int("FACEAUTH_DB_POOL_SIZE", cls.db_pool_size),
+            db_pool_timeout=env_float("FACEAUTH_DB_POOL_TIMEOUT", cls.db_pool_timeout),
+            db_statement_timeout=env_float("FACEAUTH_DB_STATEMENT_TIMEOUT", cls.db_statement_timeout),
             bootstrap_api_key=env_str("FACEAUTH_BOOTSTRAP_API_KEY", "") or None,
             detector_target=env_str("FACEAUTH_DETECTOR_TARGET", cls.detector_target),
             embedder_target=env_str("FACEAUTH_EMBEDDER_TARGET", cls.embedder_target),

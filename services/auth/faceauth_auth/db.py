@@ -14,8 +14,22 @@ from sqlalchemy.orm import Session, sessionmaker
 VECTOR_COLUMN = "embedding_vec"  # added by migration 0002 where pgvector is available
 
 
-def create_engine(url: str) -> sa.Engine:
-    """An engine with the settings faceauth relies on: SQLite enforces foreign keys, Postgres pings connections."""
+# libpq settings: a database host that does not answer must not hold a request for minutes, neither
+# while connecting (connect_timeout, seconds) nor while waiting for a reply on a connection whose
+# host went away without closing it (TCP keepalives: declared dead after about 10 + 3 * 5 s).
+LIBPQ_TIMEOUTS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                  "keepalives_count": 3}
+
+
+def create_engine(url: str, *, pool_size: int = 16, pool_timeout: float = 5.0,
+                  statement_timeout: float = 0.0) -> sa.Engine:
+    """An engine with the settings faceauth relies on: SQLite enforces foreign keys; Postgres pings
+    connections (so those left over from before a database restart are replaced, not used), bounds
+    its pool, and bounds every wait on the database (connecting, a free pooled connection, a
+    statement, a silent host) so that no request hangs.
+
+    ``pool_size`` is the most connections the process opens; ``statement_timeout`` 0 means none.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -23,7 +37,11 @@ def create_engine(url: str) -> sa.Engine:
         engine = sa.create_engine(url)
         sa.event.listen(engine, "connect", _sqlite_foreign_keys)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    connect_args: dict[str, Any] = dict(LIBPQ_TIMEOUTS)
+    if statement_timeout > 0:
+        connect_args["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, pool_timeout=pool_timeout,
+                            connect_args=connect_args)
 
 
 def _sqlite_foreign_keys(connection: Any, _record: Any) -> None:

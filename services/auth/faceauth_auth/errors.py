@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,14 @@ def _http_error(error: HTTPException) -> Response:
     return error_response(status, _HTTP_CODES.get(status, "http_error"), error.description or error.name, headers)
 
 
-def _database_down(error: OperationalError) -> Response:
-    log.error("database unavailable: %s", error.orig.__class__.__name__)
-    return error_response(503, "service_unavailable", "the database is unavailable; try again shortly",
+# The database is down, restarting, unreachable, too slow (statement timeout) or every pooled
+# connection is busy: all pass, so the client should retry; the failed transaction was rolled back.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+
+
+def _database_down(error: SQLAlchemyError) -> Response:
+    log.error("database unavailable: %s", getattr(error, "orig", error).__class__.__name__)
+    return error_response(503, "database_unavailable", "the database is unavailable; try again shortly",
                           {"Retry-After": "1"})
 
 
@@ -63,5 +69,6 @@ def _unexpected(error: Exception) -> Response:
 def register(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(OperationalError, _database_down)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.register_error_handler(unavailable, _database_down)
     app.register_error_handler(Exception, _unexpected)

@@ -27,6 +27,7 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("set local statement_timeout = 0"))  # building an index may take long
             connection.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

@@ -50,8 +50,8 @@ _PHOTO_ERRORS = {
     "415": _error("unsupported_media_type: send multipart/form-data or application/json"),
     "422": _error("The photo cannot be used: no_face, multiple_faces, face_too_small, face_too_blurry, "
                   "image_too_large (pixels), image_too_small"),
-    "503": _error("overloaded (too many face requests in progress) or service_unavailable (the detector, "
-                  "embedder or database is unreachable); retry after Retry-After"),
+    "503": _error("overloaded (too many face requests in progress), service_unavailable (the detector or "
+                  "embedder) or database_unavailable: unreachable or overloaded; retry after Retry-After"),
 }
 _KEY_ERRORS = {
     "401": _error("missing_api_key or invalid_api_key"),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from faceauth_auth import metrics
 from faceauth_auth.authn import public
 from faceauth_auth.context import services
+from faceauth_auth.errors import DATABASE_UNAVAILABLE
 from faceauth_auth.repositories import users
 
 bp = Blueprint("ops", __name__)
@@ -46,7 +47,7 @@ def prometheus() -> Response:
         try:
             with db.transaction() as session:
                 return users.template_counts(session)
-        except OperationalError:  # still export the other metrics while the database is down
+        except DATABASE_UNAVAILABLE:  # still export the other metrics while the database is down
             return {}
 
     body, content_type = metrics.exposition(count_templates)
