@@ -309,6 +309,9 @@ def test_secrets_generated_for_trials_and_taken_from_existing_ones() -> None:
         "secretKeyRef": {"name": f"{RELEASE}-database", "key": "url"}}
     assert {v["name"]: v for v in auth["spec"]["template"]["spec"]["volumes"]}["jwt-keys"]["secret"][
         "secretName"] == f"{RELEASE}-jwt"
+    template_key = base64.b64decode(named(objects, "Secret", f"{RELEASE}-template-key")["data"]["template.key"])
+    assert len(base64.b64decode(template_key, validate=True)) == 32  # the text generate-template-key writes
+    assert env_of(container(auth, "auth"))["FACEAUTH_TEMPLATE_KEY_FILE"] == "/etc/faceauth/template-key/template.key"
 
     cpu_only = render("cpu-only")
     assert not of_kind(cpu_only, "Secret"), "existing Secrets were given; the chart must not make its own"

@@ -256,11 +256,12 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         spec = container(named(rendered, "Deployment", component_name("auth")), "auth")
         env = chart_env(spec, database_url)
         assert env["FACEAUTH_MIGRATE_ON_START"] == "false"
-        keys = workdir / "jwt"
+        keys = workdir / "keys"
         keys.mkdir()
-        for variable in ("FACEAUTH_JWT_CURRENT_KEY_FILE", "FACEAUTH_JWT_NEXT_KEY_FILE"):
+        for variable, secret in (("FACEAUTH_JWT_CURRENT_KEY_FILE", "jwt"), ("FACEAUTH_JWT_NEXT_KEY_FILE", "jwt"),
+                                 ("FACEAUTH_TEMPLATE_KEY_FILE", "template-key")):
             name = Path(env[variable]).name
-            (keys / name).write_text(secret_value(f"{RELEASE}-jwt", name))
+            (keys / name).write_text(secret_value(f"{RELEASE}-{secret}", name))
             env[variable] = str(keys / name)
         auth_port = free_port()
         env.update(python_path, FACEAUTH_PORT=str(auth_port), FACEAUTH_BIND_ADDRESS="127.0.0.1",

@@ -286,6 +286,10 @@ template:
 {{- .Values.auth.bootstrapApiKey.existingSecret | default (printf "%s-api-key" (include "faceauth.fullname" .)) -}}
 {{- end -}}
 
+{{- define "faceauth.templateKeySecretName" -}}
+{{- .Values.auth.templateKey.existingSecret | default (printf "%s-template-key" (include "faceauth.fullname" .)) -}}
+{{- end -}}
+
 {{- define "faceauth.jwtSecretName" -}}
 {{- .Values.auth.jwt.existingSecret | default (printf "%s-jwt" (include "faceauth.fullname" .)) -}}
 {{- end -}}
