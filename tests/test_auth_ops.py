@@ -146,7 +146,7 @@ def _wait_until_up(url: str, server: subprocess.Popen[bytes], timeout: float = 6
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):  # a booting worker answers late
             assert server.poll() is None, "gunicorn exited"
             assert time.monotonic() < give_up, "gunicorn did not come up"
             time.sleep(0.2)
