@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=Path(os.environ.get("FACEAUTH_MODEL_DIR", "var/models")))
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64], help="the ramp")
     parser.add_argument("--recovery-clients", type=int, default=2)
-    parser.add_argument("--step-seconds", type=float, default=12.0)
+    parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout, seconds")
     parser.add_argument("--people", type=int, default=4, help="people enrolled before the run")
     args = parser.parse_args(argv)
