@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 SHARED ?= ../shared
 LFW ?= $(SHARED)/datasets/lfw
 WIDER ?= $(SHARED)/datasets/wider_face
+SPOOF ?= $(SHARED)/datasets/antispoof_print
 # Converted SavedModels (TensorFlow Serving layout); downloads are cached in ~/.cache/faceauth.
 export FACEAUTH_MODEL_DIR ?= $(CURDIR)/var/models
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -66,8 +67,9 @@ lint: $(INSTALLED) $(STUBS) ## ruff, mypy, buf (protos) and hadolint (Dockerfile
 	$(BIN)/buf format --diff --exit-code proto
 	$(BIN)/hadolint $(wildcard services/*/Dockerfile)
 
-eval: $(INSTALLED) $(MODELS) ## Accuracy on LFW and WIDER FACE; last line is JSON (LFW=dir WIDER=dir to override).
+eval: $(INSTALLED) $(MODELS) ## Accuracy on LFW and WIDER FACE, liveness APCER/BPCER (LFW=, WIDER=, SPOOF= to override).
 	$(BIN)/python -m facemodels.evaluation --lfw $(LFW) --wider $(WIDER)
+	$(BIN)/python -m facemodels.evaluation.liveness --dataset $(SPOOF)
 
 bench: $(INSTALLED) $(STUBS) $(MODELS) ## Speed benchmarks (models, gRPC services, face-login through the stack); prints figures.
 	$(BIN)/python -m facemodels.benchmark --lfw $(LFW)
