@@ -34,6 +34,7 @@ import pytest
 import sqlalchemy as sa
 
 from faceauth_auth import templatecrypto
+from faceauth_auth.errors import database_unavailable
 from faceauth_auth.launch import AuthProcess
 from tests.auth_helpers import ALICE, BOB, CAROL, ModelServices, Photo, http_upload, template_rows
 
@@ -315,6 +316,17 @@ def test_postgres_restarted_during_enrolments(mode: str, restartable_auth: AuthP
             records_lost=0, half_written=0, stored_despite_503=ambiguous,
             first_503_after_stop_s=round(first_503.ended - stopped, 2), down_s=round(back - stopped, 1),
             first_201_after_start_s=round(first_201.ended - back, 2))
+
+
+@pytest.mark.parametrize(("error", "unavailable"), [
+    (sa.exc.OperationalError("select 1", None, Exception("connection refused")), True),
+    (sa.exc.DatabaseError("COMMIT", None, Exception("server closed the connection unexpectedly"),
+                          connection_invalidated=True), True),  # what psycopg2 raises when COMMIT loses the server
+    (sa.exc.TimeoutError("QueuePool limit reached"), True),
+    (sa.exc.IntegrityError("insert", None, Exception("duplicate key")), False),  # a bug: 500
+])
+def test_which_database_errors_are_unavailability(error: sa.exc.SQLAlchemyError, unavailable: bool) -> None:
+    assert database_unavailable(error) is unavailable
 
 
 def _stored_per_user(url: str, prefix: str) -> tuple[dict[str, int], dict[str, int]]:

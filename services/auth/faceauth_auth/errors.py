@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
@@ -50,12 +50,22 @@ def _http_error(error: HTTPException) -> Response:
     return error_response(status, _HTTP_CODES.get(status, "http_error"), error.description or error.name, headers)
 
 
-# The database is down, restarting, unreachable, too slow (statement timeout) or every pooled
-# connection is busy: all pass, so the client should retry; the failed transaction was rolled back.
-DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+def database_unavailable(error: SQLAlchemyError) -> bool:
+    """Whether ``error`` means the database cannot serve right now (down, restarting, unreachable, too
+    slow, every pooled connection busy) rather than a bug: the client should retry.
+
+    The driver's class alone does not tell: psycopg2 reports a connection lost during COMMIT as a
+    plain DatabaseError, which SQLAlchemy recognises as a disconnection.
+    """
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))
+    return isinstance(error, (DisconnectionError, PoolTimeoutError))
 
 
-def _database_down(error: SQLAlchemyError) -> Response:
+def _database_error(error: SQLAlchemyError) -> Response:
+    """503 database_unavailable when the database is out of reach (the transaction was rolled back), else 500."""
+    if not database_unavailable(error):
+        return _unexpected(error)
     log.error("database unavailable: %s", getattr(error, "orig", error).__class__.__name__)
     return error_response(503, "database_unavailable", "the database is unavailable; try again shortly",
                           {"Retry-After": "1"})
@@ -69,6 +79,5 @@ def _unexpected(error: Exception) -> Response:
 def register(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
-    for unavailable in DATABASE_UNAVAILABLE:
-        app.register_error_handler(unavailable, _database_down)
+    app.register_error_handler(SQLAlchemyError, _database_error)
     app.register_error_handler(Exception, _unexpected)

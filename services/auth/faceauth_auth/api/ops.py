@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from faceauth_auth import metrics
 from faceauth_auth.authn import public
 from faceauth_auth.context import services
-from faceauth_auth.errors import DATABASE_UNAVAILABLE
+from faceauth_auth.errors import database_unavailable
 from faceauth_auth.repositories import users
 
 bp = Blueprint("ops", __name__)
@@ -47,8 +47,10 @@ def prometheus() -> Response:
         try:
             with db.transaction() as session:
                 return users.template_counts(session)
-        except DATABASE_UNAVAILABLE:  # still export the other metrics while the database is down
-            return {}
+        except SQLAlchemyError as error:
+            if not database_unavailable(error):
+                raise
+            return {}  # still export the other metrics while the database is down
 
     body, content_type = metrics.exposition(count_templates)
     return Response(body, content_type=content_type)
