@@ -119,6 +119,14 @@ def test_rotation_seals_every_template_under_the_new_key(make_app: Callable[...,
     old = make_app(database_url=pgvector_url)
     assert old.test_client().post("/auth/face-register", headers=headers,
                                   **upload("bob", photo(BOB, 1))).status_code == 201
+    # With encryption on, Alice's plaintext row is read as it is and Bob's face gets no vector copy.
+    assert old.test_client().post("/auth/face-login", headers=headers,
+                                  **upload("alice", photo(ALICE, 3))).status_code == 200
+    with create_engine(pgvector_url).connect() as connection:
+        assert connection.execute(sa.text(
+            "select count(t.embedding_vec) from face_templates t join users u on u.id = t.user_id "
+            "join applications a on a.id = u.application_id where a.name = 'rotation-test' "
+            "and u.external_id = 'bob'")).scalar_one() == 0
     new_key = tmp_path / "new.key"
     new_key_id = templatecrypto.generate_key_file(new_key)
     for variable, value in (("FACEAUTH_DATABASE_URL", pgvector_url), ("FACEAUTH_TEMPLATE_KEY_FILE", str(new_key)),
