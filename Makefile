@@ -18,7 +18,7 @@ PROTOS := $(wildcard proto/faceauth/v1/*.proto)
 STUBS := libs/faceauth/v1/.generated
 MODELS := $(FACEAUTH_MODEL_DIR)/.built
 
-.PHONY: help setup proto models run test helm lint eval bench clean
+.PHONY: help setup proto models run test helm lint eval bench loadtest clean
 
 help: ## List the targets.
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ bench: $(INSTALLED) $(STUBS) $(MODELS) ## Speed benchmarks (models, gRPC service
 	$(BIN)/python -m facemodels.benchmark --lfw $(LFW)
 	$(BIN)/python -m faceauth.grpc.bench --lfw $(LFW)
 	$(BIN)/python -m faceauth_auth.bench --lfw $(LFW)
+
+loadtest: $(INSTALLED) $(STUBS) $(MODELS) ## Drive the stack past capacity (FACEAUTH_URL + FACEAUTH_API_KEY, or a stack of its own): it must shed load with 429/503, never time out, and recover.
+	$(BIN)/python -m faceauth_auth.loadtest --lfw $(LFW)
 
 clean: ## Remove the venv, generated stubs and converted models (download cache is kept).
 	rm -rf $(VENV) libs/faceauth/v1 var
