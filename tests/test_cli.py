@@ -46,3 +46,4 @@ def test_a_missing_api_key_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
 def test_admin_commands_pass_through(tmp_path: Path) -> None:
     assert main(["keys", "generate-jwt", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "current.pem").exists() and (tmp_path / "next.pem").exists()
+    assert main(["keys", "generate-template-key", "--out", str(tmp_path / "template.key")]) == 0

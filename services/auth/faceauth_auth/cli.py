@@ -1,8 +1,8 @@
 """``faceauth``: the command line for people who run faceauth.
 
 ``enrol``, ``login`` and ``users`` call a running auth service over HTTP, as an app backend would
-(FACEAUTH_URL, FACEAUTH_API_KEY); ``keys`` and ``db`` act on the database directly (the same
-commands as ``python -m faceauth_auth``); ``eval`` measures accuracy with a progress bar.
+(FACEAUTH_URL, FACEAUTH_API_KEY); ``keys``, ``db``, ``templates`` and ``audit`` act on the database
+directly (the same commands as ``python -m faceauth_auth``); ``eval`` measures accuracy with a progress bar.
 """
 
 from __future__ import annotations
@@ -73,8 +73,10 @@ def parser() -> argparse.ArgumentParser:
     users = commands.add_parser("users", help="show, list faces of, or delete (erase) a user")
     users.add_argument("action", choices=("show", "faces", "delete"))
     users.add_argument("user")
-    for name, help_text in (("keys", "API keys and JWT signing keys (python -m faceauth_auth keys --help)"),
+    for name, help_text in (("keys", "API keys, JWT and template keys (python -m faceauth_auth keys --help)"),
                             ("db", "database schema (python -m faceauth_auth db --help)"),
+                            ("templates", "re-encrypt stored templates (python -m faceauth_auth templates --help)"),
+                            ("audit", "the audit log (python -m faceauth_auth audit --help)"),
                             ("eval", "accuracy on LFW and WIDER FACE (faceauth eval --help)")):
         commands.add_parser(name, help=help_text, add_help=False).add_argument("rest", nargs=argparse.REMAINDER)
     return root
@@ -82,7 +84,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command in ("keys", "db"):
+    if args.command in ("keys", "db", "templates", "audit"):
         return admin.main([args.command, *args.rest])
     if args.command == "eval":
         return _eval(args.rest)
