@@ -39,7 +39,7 @@ def test_promtool_unit_tests(tmp_path: Path) -> None:
 def test_every_alert_has_a_unit_test() -> None:
     alerts = {rule["alert"] for group in alert_rules()["groups"] for rule in group["rules"]}
     assert {"FaceauthAuthHigh5xxRatio", "FaceauthLoginLatencySLOFastBurn", "FaceauthLoginLatencySLOSlowBurn",
-            "FaceauthEmbedderQueueSaturated", "FaceauthMatchDistanceShift"} <= alerts
+            "FaceauthEmbedderQueueSaturated", "FaceauthMatchDistanceShift", "FaceauthAuthShedding"} <= alerts
     tested = {case["alertname"] for test_file in TEST_FILES for group in yaml.safe_load(test_file.read_text())["tests"]
               for case in group.get("alert_rule_test", []) if case.get("exp_alerts")}
     assert alerts <= tested, f"alerts never shown firing in a promtool test: {sorted(alerts - tested)}"

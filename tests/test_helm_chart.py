@@ -111,7 +111,8 @@ def test_strict_validation_catches_unknown_fields() -> None:
 
 def test_schema_rejects_typos_and_bad_values() -> None:
     for setting in ("detector.replicas=3", "auth.logLevel=LOUD", "embedder.podAntiAffinityPreset=maybe",
-                    "metrics.prometheusRule.http5xxRatio=2"):
+                    "metrics.prometheusRule.http5xxRatio=2", "auth.livenessPolicy=maybe",
+                    "detector.livenessModel=none", "auth.maxInflight=0"):
         result = subprocess.run([tool("helm"), "template", RELEASE, str(CHART), f"--set={setting}"],
                                 capture_output=True, text=True, check=False)
         assert result.returncode != 0 and "schema" in result.stderr, setting
@@ -239,6 +240,39 @@ def test_every_environment_variable_is_read_by_its_service(values_set: str) -> N
                     if name in EXTERNAL_ENV or name == "TF_FORCE_GPU_ALLOW_GROWTH":
                         continue
                     assert re.search(f"[\"']{name}[\"']", sources[component]), f"{component} never reads {name}"
+
+
+def test_chart_defaults_are_the_services_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Load shedding, database bounds and liveness: the chart passes what the services would choose alone."""
+    from faceauth_auth.config import Settings
+    from facemodels.liveness import DEFAULT_MODEL
+
+    objects = render("default")
+    auth_env = env_of(container(deployment(objects, "auth"), "auth"))
+    knobs = {"FACEAUTH_MAX_INFLIGHT": "max_inflight", "FACEAUTH_ADMISSION_WAIT": "admission_wait",
+             "FACEAUTH_DB_POOL_SIZE": "db_pool_size", "FACEAUTH_DB_POOL_TIMEOUT": "db_pool_timeout",
+             "FACEAUTH_DB_STATEMENT_TIMEOUT": "db_statement_timeout", "FACEAUTH_LIVENESS_POLICY": "liveness_policy"}
+    for variable in knobs:
+        monkeypatch.setenv(variable, auth_env[variable])
+    parsed, defaults = Settings.from_env(), Settings()
+    assert {field: getattr(parsed, field) for field in knobs.values()} == \
+           {field: getattr(defaults, field) for field in knobs.values()}
+    gunicorn_conf = (PROJECT_ROOT / "services" / "auth" / "faceauth_auth" / "gunicorn_conf.py").read_text()
+    for variable in ("FACEAUTH_WORKERS", "FACEAUTH_THREADS"):
+        assert f'env_int("{variable}", {auth_env[variable]})' in gunicorn_conf, variable
+    assert int(auth_env["FACEAUTH_THREADS"]) > int(auth_env["FACEAUTH_MAX_INFLIGHT"]), "no spare threads to refuse"
+    assert int(auth_env["FACEAUTH_DB_POOL_SIZE"]) >= int(auth_env["FACEAUTH_THREADS"])
+    detector_env = env_of(container(deployment(objects, "detector"), "detector"))
+    assert detector_env["FACEAUTH_LIVENESS_MODEL"] == DEFAULT_MODEL
+    assert "FACEAUTH_LIVENESS_MODEL" not in env_of(container(deployment(objects, "embedder"), "embedder"))
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_the_web_demo_stays_off(values_set: str) -> None:
+    """The demo page is for a developer's machine: the chart never sets FACEAUTH_DEMO_ENABLED (default off)."""
+    for where, pod in pod_specs(render(values_set)):
+        for spec in pod["containers"]:
+            assert "FACEAUTH_DEMO_ENABLED" not in env_of(spec), where
 
 
 # --- Security ---------------------------------------------------------------------------------------------
@@ -454,6 +488,7 @@ def test_dashboards_cover_the_golden_signals() -> None:
                    "faceauth_grpc_request_duration_seconds_count", "faceauth_grpc_request_duration_seconds_bucket",
                    "faceauth_grpc_errors_total", "faceauth_login_outcomes_total", "faceauth_batch_size_bucket",
                    "faceauth_batch_queue_depth", "faceauth_match_distance_bucket",
+                   "faceauth_requests_shed_total", "faceauth_face_requests_in_flight", "faceauth_liveness_score_count",
                    "kube_horizontalpodautoscaler_status_current_replicas"):
         assert metric in queries, f"no panel uses {metric}"
     for name, board in boards.items():
