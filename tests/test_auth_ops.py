@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -19,10 +17,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from faceauth.grpc.launch import free_port, total
+from faceauth.grpc.launch import total
 from faceauth_auth import __main__ as cli
 from faceauth_auth import apikeys
 from faceauth_auth.db import Database, create_engine
+from faceauth_auth.launch import AuthProcess
 from faceauth_auth.tokens import load_key
 from tests.auth_helpers import (
     ALICE,
@@ -106,10 +105,8 @@ def test_openapi_describes_exactly_the_served_routes(http: FlaskClient, auth_app
 def test_gunicorn_serves_the_app_with_multiprocess_metrics(tmp_path: Path, model_services: ModelServices,
                                                            jwt_dir: Path, template_key_file: Path,
                                                            photo: Photo) -> None:
-    port = free_port()
     key = f"gunicorn-bootstrap-{uuid.uuid4().hex}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FACEAUTH_PORT": str(port),
-           "FACEAUTH_BIND_ADDRESS": "127.0.0.1", "FACEAUTH_WORKERS": "2",
+    env = {"PYTHONPATH": os.pathsep.join(sys.path), "FACEAUTH_WORKERS": "2",
            "FACEAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/auth.db", "FACEAUTH_BOOTSTRAP_API_KEY": key,
            "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
            "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
@@ -117,39 +114,22 @@ def test_gunicorn_serves_the_app_with_multiprocess_metrics(tmp_path: Path, model
            "FACEAUTH_DETECTOR_TARGET": model_services.detector.target,
            "FACEAUTH_EMBEDDER_TARGET": model_services.embedder.target,
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
-    base = f"http://127.0.0.1:{port}"
     with (tmp_path / "gunicorn.log").open("wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:faceauth_auth.gunicorn_conf"],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = AuthProcess(env, log)
         try:
-            _wait_until_up(f"{base}/healthz", server)
+            server.start()
             for _ in range(6):  # spread over both workers
-                with urllib.request.urlopen(http_upload(f"{base}/v1/faces/detect", {"X-API-Key": key}, None,
+                with urllib.request.urlopen(http_upload(f"{server.url}/v1/faces/detect", {"X-API-Key": key}, None,
                                                         photo(ALICE, 2)), timeout=10) as response:
                     assert len(json.load(response)["faces"]) == 1
-            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
                 scraped = samples(response.read().decode())
             assert total(scraped, "faceauth_http_request_duration_seconds_count", endpoint="/v1/faces/detect") == 6
-            with urllib.request.urlopen(f"{base}/readyz", timeout=10) as response:
-                assert response.status == 200
         finally:
-            server.send_signal(signal.SIGTERM)
-            assert server.wait(30) == 0
+            assert server.stop() == 0  # SIGTERM: gunicorn drains its workers and exits cleanly
     lines = [json.loads(line) for line in (tmp_path / "gunicorn.log").read_text().splitlines() if line.startswith("{")]
     assert any(line["message"] == "http request" and line["endpoint"] == "/v1/faces/detect" for line in lines)
     assert all(key not in json.dumps(line) for line in lines)
-
-
-def _wait_until_up(url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    give_up = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):  # a booting worker answers late
-            assert server.poll() is None, "gunicorn exited"
-            assert time.monotonic() < give_up, "gunicorn did not come up"
-            time.sleep(0.2)
 
 
 def test_management_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str],

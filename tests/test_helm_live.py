@@ -28,7 +28,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ import pytest
 import yaml
 
 from faceauth.grpc.launch import ServiceProcess, free_port
+from faceauth_auth.launch import AuthProcess
 from tests.helm.support import (
     NAMESPACE,
     RELEASE,
@@ -67,6 +68,9 @@ CORE_PANELS = {
     ("faceauth-overview.json", "Latency by endpoint (p50 / p95 / p99)"),
     ("faceauth-overview.json", "Errors by endpoint"),
     ("faceauth-overview.json", "Login outcomes"),
+    ("faceauth-overview.json", "Shed requests / s"),
+    ("faceauth-overview.json", "Face requests in flight per pod"),
+    ("faceauth-overview.json", "Liveness verdicts"),
     ("faceauth-overview.json", "Genuine distances"),
     ("faceauth-overview.json", "Impostor distances"),
     ("faceauth-overview.json", "Mean distance by decision"),
@@ -92,7 +96,6 @@ class Stack:
     prometheus: str  # base URL
     auth: str  # base URL
     api_key: str
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
 
 def objects() -> tuple[Manifest, ...]:
@@ -225,6 +228,7 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     python_path = {"PYTHONPATH": os.pathsep.join(sys.path)}
     rendered = objects()
     processes: list[subprocess.Popen[bytes]] = []
+    auth: AuthProcess | None = None
     servers: list[ServiceProcess] = []
     ksm = ThreadingHTTPServer(("127.0.0.1", 0), KubeStateMetrics)
     threading.Thread(target=ksm.serve_forever, daemon=True).start()
@@ -263,23 +267,18 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             name = Path(env[variable]).name
             (keys / name).write_text(secret_value(f"{RELEASE}-{secret}", name))
             env[variable] = str(keys / name)
-        auth_port = free_port()
-        env.update(python_path, FACEAUTH_PORT=str(auth_port), FACEAUTH_BIND_ADDRESS="127.0.0.1",
-                   FACEAUTH_DETECTOR_TARGET=f"dns:///{detector.target}",
+        env.pop("FACEAUTH_PORT")  # AuthProcess listens on a free local port
+        env.update(python_path, FACEAUTH_DETECTOR_TARGET=f"dns:///{detector.target}",
                    FACEAUTH_EMBEDDER_TARGET=f"dns:///{embedder.target}", HOME=str(workdir),
                    PROMETHEUS_MULTIPROC_DIR=str(workdir / "prometheus-multiproc"))
-        auth = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:faceauth_auth.gunicorn_conf"],
-                                env={**os.environ, **env}, stdout=(workdir / "auth.log").open("wb"),
-                                stderr=subprocess.STDOUT)
-        processes.append(auth)
-        auth_url = f"http://127.0.0.1:{auth_port}"
-        wait_until(lambda: get_json(f"{auth_url}/readyz")["status"] == "ready", "auth ready", process=auth)
+        auth = AuthProcess(env, (workdir / "auth.log").open("wb"))
+        auth.start()
 
         # Prometheus
         port = free_port()
         config = prometheus_config({"detector": f"127.0.0.1:{detector.metrics_port}",
                                     "embedder": f"127.0.0.1:{embedder.metrics_port}",
-                                    "auth": f"127.0.0.1:{auth_port}"}, f"127.0.0.1:{ksm.server_port}")
+                                    "auth": f"127.0.0.1:{auth.port}"}, f"127.0.0.1:{ksm.server_port}")
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         (workdir / "rules.yaml").write_text(yaml.safe_dump(alert_rules("default", SETTINGS)))
         prometheus = subprocess.Popen(
@@ -294,10 +293,12 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         wait_until(lambda: len(query(prometheus_url, "up == 1")) == len(config["scrape_configs"]),
                    "every target scraped", timeout=30, process=prometheus)
 
-        yield Stack(prometheus_url, auth_url, secret_value(f"{RELEASE}-api-key", "api-key"), processes)
+        yield Stack(prometheus_url, auth.url, secret_value(f"{RELEASE}-api-key", "api-key"))
     finally:
-        for process in reversed(processes):
+        for process in processes:
             stop(process)
+        if auth is not None:
+            auth.stop()
         for server in servers:
             server.stop()
         ksm.shutdown()
@@ -374,7 +375,8 @@ def test_alert_expressions_evaluate_and_the_rules_run_cleanly(traffic: Stack) ->
     # Healthy services must not look broken (pending counts too: it would fire if it lasted). Latency and
     # distance alerts depend on this machine's speed and on a week of history, so they are left out here.
     health_alerts = {"FaceauthTargetDown", "FaceauthAuthHigh5xxRatio", "FaceauthModelServerShedding",
-                     "FaceauthDownstreamErrors", "FaceauthDetectorQueueSaturated", "FaceauthEmbedderQueueSaturated"}
+                     "FaceauthDownstreamErrors", "FaceauthDetectorQueueSaturated", "FaceauthEmbedderQueueSaturated",
+                     "FaceauthAuthShedding"}
     active = [(rule["name"], alert["labels"]) for rule in rules for alert in rule.get("alerts", [])
               if rule["name"] in health_alerts]
     assert not active, active

@@ -16,16 +16,15 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import cv2
-import psutil
 
 from faceauth.grpc.bench import hammer
-from faceauth.grpc.launch import ServiceProcess, free_port
+from faceauth.grpc.launch import ServiceProcess
+from faceauth_auth.launch import AuthProcess
 from facemodels.benchmark import on_canvas
 
 
@@ -57,47 +56,37 @@ class Stack:
         self.detector = ServiceProcess("faceauth_detector", env).start()
         self.embedder = ServiceProcess("faceauth_embedder", env).start()
         self.api_key = "fa_bench_" + secrets.token_urlsafe(32)
-        self.url = f"http://127.0.0.1:{free_port()}"
         jwt_dir = scratch / "jwt"
         template_key = scratch / "template.key"
         for command in (["generate-jwt", "--out", str(jwt_dir)], ["generate-template-key", "--out", str(template_key)]):
             subprocess.run([sys.executable, "-m", "faceauth_auth", "keys", *command], check=True, capture_output=True)
-        self.auth = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:faceauth_auth.gunicorn_conf"],
-            env={**os.environ, "FACEAUTH_BIND_ADDRESS": "127.0.0.1", "FACEAUTH_PORT": self.url.rsplit(":", 1)[1],
-                 "FACEAUTH_DATABASE_URL": f"sqlite:///{scratch / 'bench.db'}",
-                 "FACEAUTH_DETECTOR_TARGET": f"dns:///{self.detector.target}",
-                 "FACEAUTH_EMBEDDER_TARGET": f"dns:///{self.embedder.target}",
-                 "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
-                 "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
-                 "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key),
-                 "FACEAUTH_BOOTSTRAP_API_KEY": self.api_key,
-                 "FACEAUTH_RATE_LIMIT": "1000000 per minute", "FACEAUTH_LOCKOUT_MAX_FAILURES": "0",
-                 "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics")},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         (scratch / "metrics").mkdir()
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 120.0) -> None:
-        give_up = time.monotonic() + timeout
-        while time.monotonic() < give_up:
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.5)
-        raise RuntimeError("auth did not become ready")
+        self.auth = AuthProcess({
+            "FACEAUTH_DATABASE_URL": f"sqlite:///{scratch / 'bench.db'}",
+            "FACEAUTH_DETECTOR_TARGET": f"dns:///{self.detector.target}",
+            "FACEAUTH_EMBEDDER_TARGET": f"dns:///{self.embedder.target}",
+            "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
+            "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
+            "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key),
+            "FACEAUTH_BOOTSTRAP_API_KEY": self.api_key,
+            "FACEAUTH_RATE_LIMIT": "1000000 per minute", "FACEAUTH_LOCKOUT_MAX_FAILURES": "0",
+            "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics")})
+        try:
+            self.auth.start()
+        except BaseException:
+            self.stop()
+            raise
+        self.url = self.auth.url
 
     def post(self, path: str, user_id: str, image: bytes) -> dict[str, object]:
         with urllib.request.urlopen(face_request(self.url, self.api_key, path, user_id, image), timeout=30) as response:
             return dict(json.loads(response.read()))
 
     def worker_rss_mib(self) -> list[float]:
-        return [child.memory_info().rss / 2**20 for child in psutil.Process(self.auth.pid).children()]
+        return [worker.memory_info().rss / 2**20 for worker in self.auth.workers()]
 
     def stop(self) -> None:
-        self.auth.terminate()
-        self.auth.wait(30)
+        self.auth.stop()
         self.detector.stop()
         self.embedder.stop()
 

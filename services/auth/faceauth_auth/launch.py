@@ -56,16 +56,19 @@ class AuthProcess:
         """gunicorn's worker processes (the master's children)."""
         return psutil.Process(self.process.pid).children() if self.process is not None else []
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM (gunicorn drains its workers), then SIGKILL if it is still there after ``timeout`` seconds."""
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM (gunicorn drains its workers), then SIGKILL if it is still there after ``timeout`` seconds.
+
+        Returns gunicorn's exit status (0 for a clean shutdown), None when it was never started.
+        """
         if self.process is None or self.process.poll() is not None:
-            return
+            return None if self.process is None else self.process.returncode
         self.process.terminate()
         try:
-            self.process.wait(timeout)
+            return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait()
+            return self.process.wait()
 
     def __enter__(self) -> AuthProcess:
         return self.start()

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 from faceauth.grpc.bench import hammer
 from faceauth_auth.bench import Stack, face_request, jpeg, people_by_photo_count
@@ -291,13 +290,14 @@ def own_stack(models: Path) -> Iterator[tuple[Target, Callable[[], list[str]]]]:
     """A stack of our own on free local ports and what tells whether any of its processes died."""
     with tempfile.TemporaryDirectory() as scratch:
         stack = Stack(models, Path(scratch))
-        workers = {child.pid for child in psutil.Process(stack.auth.pid).children()}
+        workers = {worker.pid for worker in stack.auth.workers()}
 
         def deaths() -> list[str]:
-            processes = {"detector": stack.detector.process, "embedder": stack.embedder.process, "auth": stack.auth}
+            processes = {"detector": stack.detector.process, "embedder": stack.embedder.process,
+                         "auth": stack.auth.process}
             died = [name for name, process in processes.items() if process is None or process.poll() is not None]
-            if stack.auth.poll() is None:
-                now = {child.pid for child in psutil.Process(stack.auth.pid).children()}
+            if "auth" not in died:
+                now = {worker.pid for worker in stack.auth.workers()}
                 died += [f"auth worker {pid}" for pid in sorted(workers - now)]
             return died
 
