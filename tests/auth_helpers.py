@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tempfile
 import threading
 import urllib.request
 import uuid
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pgserver
 import sqlalchemy as sa
 from flask import Flask
 from PIL import Image
@@ -109,6 +111,27 @@ def serving(app: Flask) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(5)
+
+
+@contextmanager
+def own_pgserver(name: str) -> Iterator[pgserver.PostgresServer]:
+    """A Postgres server of the caller's own (PyPI pgserver, with pgvector), stopped and removed afterwards.
+
+    Its data directory is a new folder of the system's temporary directory, not of pytest's base
+    temporary directory: every pytest session on the machine resets that one to mode 0700, and the
+    server runs as another user (pgserver's, when we are root) who must keep reaching it.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"faceauth-{name}-pg-") as pgdata:
+        server = pgserver.get_server(Path(pgdata), cleanup_mode="stop")
+        try:
+            yield server
+        finally:
+            server.cleanup()
+
+
+def sqlalchemy_url(server: pgserver.PostgresServer) -> str:
+    """The server's URL for SQLAlchemy with psycopg2 (a Unix socket)."""
+    return server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
 def samples(exposition: str) -> list[Sample]:

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import pgserver
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -23,7 +22,20 @@ from faceauth_auth.faces import EmbeddingModel
 from faceauth_auth.models import FaceTemplate
 from faceauth_auth.repositories import users
 from faceauth_auth.templatecrypto import NONCE_BYTES
-from tests.auth_helpers import ALICE, BOB, CAROL, STRANGER, Application, Headers, Photo, body, error_code, upload
+from tests.auth_helpers import (
+    ALICE,
+    BOB,
+    CAROL,
+    STRANGER,
+    Application,
+    Headers,
+    Photo,
+    body,
+    error_code,
+    own_pgserver,
+    sqlalchemy_url,
+    upload,
+)
 
 pytest_plugins = ["tests.auth_fixtures"]
 
@@ -43,13 +55,10 @@ def _enrol_three(http: FlaskClient, headers: Headers, photo: Photo) -> None:
 
 
 @pytest.fixture(scope="module")
-def pgvector_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pgvector_url() -> Iterator[str]:
     """A throw-away Postgres with the pgvector extension (PyPI pgserver), on a Unix socket."""
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgvector"), cleanup_mode="stop")
-    try:
-        yield server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
-    finally:
-        server.cleanup()
+    with own_pgserver("pgvector") as server:
+        yield sqlalchemy_url(server)
 
 
 def test_migrations_upgrade_downgrade_and_upgrade_again(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ import signal
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -36,7 +35,17 @@ import sqlalchemy as sa
 from faceauth_auth import templatecrypto
 from faceauth_auth.errors import database_unavailable
 from faceauth_auth.launch import AuthProcess
-from tests.auth_helpers import ALICE, BOB, CAROL, ModelServices, Photo, http_upload, template_rows
+from tests.auth_helpers import (
+    ALICE,
+    BOB,
+    CAROL,
+    ModelServices,
+    Photo,
+    http_upload,
+    own_pgserver,
+    sqlalchemy_url,
+    template_rows,
+)
 
 pytest_plugins = ["tests.auth_fixtures"]
 
@@ -192,12 +201,12 @@ def single_worker_auth(stack_env: dict[str, str], auth_database_url: str,
 class OwnPostgres:
     """A Postgres server of this module's own (PyPI pgserver), which it may stop and start at will."""
 
-    def __init__(self, pgdata: Path) -> None:
-        self.server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    def __init__(self, server: pgserver.PostgresServer) -> None:
+        self.server = server
 
     @property
     def url(self) -> str:
-        return self.server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+        return sqlalchemy_url(self.server)
 
     def shut_down(self, mode: str) -> None:
         """Postgres' own shutdown signals: SIGINT is a fast shutdown, SIGQUIT an immediate one (no checkpoint)."""
@@ -212,14 +221,8 @@ class OwnPostgres:
 
 @pytest.fixture(scope="module")
 def own_postgres() -> Iterator[OwnPostgres]:
-    # Not under pytest's base temporary directory: every pytest run on the machine makes that 0700
-    # again, and the server runs as another user (pgserver's, when we are root) who must reach it.
-    with tempfile.TemporaryDirectory(prefix="faceauth-faults-pg-") as pgdata:
-        postgres = OwnPostgres(Path(pgdata))
-        try:
-            yield postgres
-        finally:
-            postgres.server.cleanup()
+    with own_pgserver("faults") as server:
+        yield OwnPostgres(server)
 
 
 @pytest.fixture(scope="module")
