@@ -1,4 +1,4 @@
-"""Run a faceauth service as a child process and wait until it is SERVING (tests, benchmarks).
+"""Run a faceauth service as a child process and wait until it is ready (tests, benchmarks).
 
 A separate process is what production runs: its own interpreter lock, real signals, real exit code.
 """
@@ -12,9 +12,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -52,30 +52,33 @@ def total(samples: list[Sample], name: str, **labels: str) -> float:
     return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
 
 
-class ServiceProcess:
-    """``python -m <module>`` on 127.0.0.1 with free gRPC and metrics ports and ``env`` on top of ours."""
+class ChildProcess:
+    """``python -m <args>`` with ``env`` on top of our environment; start() returns once it is ready.
 
-    def __init__(self, module: str, env: Mapping[str, str] | None = None, output: IO[bytes] | None = None) -> None:
-        self.module = module
-        self.port = free_port()
-        self.metrics_port = free_port()
-        self.target = f"127.0.0.1:{self.port}"
-        self._env = {**os.environ, "FACEAUTH_BIND_ADDRESS": "127.0.0.1", "FACEAUTH_GRPC_PORT": str(self.port),
-                     "FACEAUTH_METRICS_PORT": str(self.metrics_port), **(env or {})}
+    Subclasses say what ready means (a gRPC health check, an HTTP probe).
+    """
+
+    def __init__(self, name: str, args: Sequence[str], env: Mapping[str, str], output: IO[bytes] | None) -> None:
+        self.name = name
+        self._args = list(args)
+        self._env = {**os.environ, **env}
         self._output = output
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 120.0) -> ServiceProcess:
-        """Start the process and return once it reports SERVING; RuntimeError if it dies or times out."""
-        self.process = subprocess.Popen([sys.executable, "-m", self.module], env=self._env,
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 120.0) -> Self:
+        """Start the process and return once it is ready; RuntimeError if it dies or times out."""
+        self.process = subprocess.Popen([sys.executable, "-m", *self._args], env=self._env,
                                         stdout=self._output or subprocess.DEVNULL, stderr=subprocess.STDOUT)
         give_up = time.monotonic() + timeout
-        while health_status(self.target) != health_pb2.HealthCheckResponse.SERVING:
+        while not self._ready():
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.module} exited with {self.process.returncode} before serving")
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode} before it was ready")
             if time.monotonic() > give_up:
                 self.stop()
-                raise RuntimeError(f"{self.module} was not serving after {timeout:g} s")
+                raise RuntimeError(f"{self.name} was not ready after {timeout:g} s")
             time.sleep(0.1)
         return self
 
@@ -89,19 +92,38 @@ class ServiceProcess:
             raise RuntimeError("the process has not started")
         return self.process.wait(timeout)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""
-        self.terminate()
-        if self.process is not None:
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds.
 
-    def __enter__(self) -> ServiceProcess:
+        Returns the exit status (0 for a clean shutdown), None when the process was never started.
+        """
+        self.terminate()
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.stop()
+
+
+class ServiceProcess(ChildProcess):
+    """A gRPC service (``python -m <module>``) on 127.0.0.1 with free gRPC and metrics ports; ready when SERVING."""
+
+    def __init__(self, module: str, env: Mapping[str, str] | None = None, output: IO[bytes] | None = None) -> None:
+        self.module = module
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        super().__init__(module, [module], {"FACEAUTH_BIND_ADDRESS": "127.0.0.1", "FACEAUTH_GRPC_PORT": str(self.port),
+                                            "FACEAUTH_METRICS_PORT": str(self.metrics_port), **(env or {})}, output)
+
+    def _ready(self) -> bool:
+        return health_status(self.target) == health_pb2.HealthCheckResponse.SERVING
