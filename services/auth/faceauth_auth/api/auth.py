@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy.orm import Session
 
 from faceauth_auth import liveness, metrics, search
+from faceauth_auth.admission import limited
 from faceauth_auth.api.audit import record
 from faceauth_auth.authn import current_client
 from faceauth_auth.context import services
@@ -41,6 +42,7 @@ def _embeddings_for(session: Session, user_id: str, info: ModelInfo) -> np.ndarr
 
 
 @bp.post("/auth/face-register")
+@limited
 def face_register() -> tuple[Response, int]:
     upload = read_upload()
     svc = services()
@@ -93,6 +95,7 @@ def _counted(login: Callable[[], Response]) -> Callable[[], Response]:
 
 
 @bp.post("/auth/face-login")
+@limited
 @_counted
 def face_login() -> Response:
     upload = read_upload()
@@ -123,6 +126,7 @@ def face_login() -> Response:
 
 
 @bp.post("/auth/face-verify")
+@limited
 def face_verify() -> Response:
     upload = read_upload()
     svc = services()
@@ -139,6 +143,7 @@ def face_verify() -> Response:
 
 
 @bp.post("/auth/face-identify")
+@limited
 def face_identify() -> Response:
     image = read_image()
     svc = services()
