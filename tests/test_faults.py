@@ -33,6 +33,7 @@ import pytest
 import sqlalchemy as sa
 
 from faceauth_auth import templatecrypto
+from faceauth_auth.config import Settings
 from faceauth_auth.errors import database_unavailable
 from faceauth_auth.launch import AuthProcess
 from tests.auth_helpers import (
@@ -56,7 +57,7 @@ POOL_TIMEOUT = 1.0
 STATEMENT_TIMEOUT = 3.0
 THREADS = 4  # of the worker whose pool is exhausted
 THREADS_DEFAULT = 16  # FACEAUTH_THREADS' default
-MAX_INFLIGHT = 4  # FACEAUTH_MAX_INFLIGHT's default
+MAX_INFLIGHT = Settings.max_inflight  # FACEAUTH_MAX_INFLIGHT's default
 MARGIN = 5.0  # seconds on top of a configured bound, for a loaded 2-core machine
 ONE_FACE = [(ALICE, i) for i in (2, 3, 4, 5, 6)] + [(BOB, i) for i in (1, 2, 3, 5, 6)] + \
            [(CAROL, i) for i in (1, 3, 4, 5, 6)]

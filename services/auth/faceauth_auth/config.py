@@ -39,7 +39,7 @@ class Settings:
     rate_limit: str = "600 per minute"  # per application (per client address before authentication)
     rate_limit_storage_uri: str = "memory://"
     hnsw_ef_search: int = 100
-    max_inflight: int = 4  # face requests in progress at once per worker process; more wait, then 503
+    max_inflight: int = 8  # face requests in progress at once per worker process; more wait, then 503
     admission_wait: float = 0.25  # seconds a face request may wait for a slot
     template_encryption: bool = True  # off only when set explicitly; then embeddings are stored plain
     template_key_file: Path | None = None  # without it (and encryption on) the service refuses to start
