@@ -252,6 +252,7 @@ def test_embedder_killed_during_a_login_load(auth: AuthProcess, model_services: 
             first_503 = load.first(lambda a: a.status == 503, killed, 30)
             time.sleep(2)  # the outage lasts while the embedder loads its model again
         finally:
+            restarting = time.monotonic()  # from here the embedder may answer again before start() returns
             embedder.start()  # same port
         back = time.monotonic()
         first_200 = load.first(lambda a: a.status == 200, back, 60)
@@ -260,9 +261,10 @@ def test_embedder_killed_during_a_login_load(auth: AuthProcess, model_services: 
     bound = 2 * GRPC_TIMEOUT + MARGIN  # a detector and an embedder call, each bounded by the gRPC timeout
     assert {a.status for a in answers} <= {200, 503}, [a for a in answers if a.status not in (200, 503)]
     assert max(a.seconds for a in answers) < bound
-    during = [a for a in answers if a.started >= killed and a.ended <= back]
-    assert during and all(a.status == 503 and a.error == "service_unavailable" and a.retry_after == "1"
-                          for a in during)
+    during = [a for a in answers if a.started >= killed and a.ended <= restarting]
+    assert during
+    unexpected = [a for a in during if (a.status, a.error, a.retry_after) != (503, "service_unavailable", "1")]
+    assert not unexpected, unexpected
     figures("embedder killed", logins=len(answers), ok=sum(a.status == 200 for a in answers),
             refused_503=sum(a.status == 503 for a in answers), outage_s=round(back - killed, 1),
             first_503_after_kill_s=round(first_503.ended - killed, 2),
