@@ -16,7 +16,7 @@ from faceauth_auth.api.audit import record
 from faceauth_auth.authn import current_client
 from faceauth_auth.context import services
 from faceauth_auth.errors import ApiError
-from faceauth_auth.faces import ModelInfo
+from faceauth_auth.faces import ModelInfo, Probe
 from faceauth_auth.matching import decide, nearest_distance
 from faceauth_auth.repositories import attempts, users
 from faceauth_auth.repositories.audit import Event
@@ -48,7 +48,7 @@ def face_register() -> tuple[Response, int]:
     svc = services()
     probe = svc.pipeline.probe(upload.image)
     client = current_client()
-    liveness.judge(probe, client.liveness_policy or svc.settings.liveness_policy, refusal_status=422)
+    _judge_liveness(probe, refusal_status=422)
     with svc.db.transaction() as session:
         user = users.find_or_create(session, client.application_id, upload.user_id)
         if users.template_count(session, user) >= svc.settings.max_templates_per_user:
@@ -61,6 +61,11 @@ def face_register() -> tuple[Response, int]:
     log.info("face enrolled", extra={"application": client.application, "face_id": str(template.id)})
     return jsonify({"user_id": user.external_id, "face_id": str(template.id),
                     "model": {"name": template.model_name, "version": template.model_version}}), 201
+
+
+def _judge_liveness(probe: Probe, refusal_status: int) -> None:
+    """Apply the calling application's liveness policy, or the service default when it has none."""
+    liveness.judge(probe, current_client().liveness_policy or services().settings.liveness_policy, refusal_status)
 
 
 def _decision_outcome(match: bool) -> str:
@@ -106,7 +111,7 @@ def face_login() -> Response:
         svc.lockout.check(session, client.application_id, user_id)
     # An unknown user goes through the same steps and gets the same answer as a mismatch.
     probe = svc.pipeline.probe(upload.image)
-    liveness.judge(probe, client.liveness_policy or svc.settings.liveness_policy, refusal_status=401)
+    _judge_liveness(probe, refusal_status=401)
     threshold = probe.info.threshold(client.operating_point)
     with svc.db.transaction() as session:
         embeddings = _embeddings_for(session, user_id, probe.info)
@@ -117,9 +122,8 @@ def face_login() -> Response:
         record(session, Event.LOGIN, _decision_outcome(matched), user_id=user_id, distance=distance,
                liveness_score=probe.liveness_score)
     log.info("face login", extra={"application": client.application, "known_user": decision is not None,
-                                  "match": bool(decision and decision.match),
-                                  "distance": round(decision.distance, 4) if decision else None})
-    if decision is None or not decision.match:
+                                  "match": matched, "distance": round(distance, 4) if distance is not None else None})
+    if not matched:
         raise ApiError(401, "face_mismatch", "the face does not match")
     return jsonify({"access_token": svc.tokens.issue(user_id, client.application), "token_type": "Bearer",
                     "expires_in": svc.tokens.lifetime})
