@@ -49,5 +49,6 @@ def test_models_are_laid_out_the_tensorflow_serving_way(model_dir: Path) -> None
         version_dir = model_dir / name / str(entry["version"])
         assert (version_dir / "saved_model.pb").is_file()
         assert "serving_default" in tf.saved_model.load(str(version_dir)).signatures
+        assert (version_dir / "model.tflite").stat().st_size > 10_000  # the CPU form (facemodels/lite.py)
         metadata = json.loads((version_dir / "faceauth.json").read_text())
         assert metadata["name"] == name and metadata["package"].endswith(lock["packages"][entry["package"]]["version"])

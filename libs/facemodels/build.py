@@ -1,7 +1,8 @@
 """``python -m facemodels.build``: fetch the locked packages and write TensorFlow SavedModels.
 
 Output follows TensorFlow Serving: ``<out>/<name>/<version>/saved_model.pb`` with a
-``serving_default`` signature, plus ``faceauth.json`` (metadata, thresholds). A model whose lock
+``serving_default`` signature, plus its TFLite form ``model.tflite`` (the same network and
+signature; see lite.py) and ``faceauth.json`` (metadata, thresholds). A model whose lock
 entry and converter code have not changed since it was built is skipped, so a warm second run takes seconds.
 """
 
@@ -17,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from facemodels import blazeface, facemesh, fetch, liveness
+from facemodels import blazeface, facemesh, fetch, lite, liveness
 from facemodels.align import dlib_chip_template
 from facemodels.saved import METADATA_FILE
 
@@ -25,7 +26,7 @@ log = logging.getLogger("facemodels.build")
 
 # The modules whose code shapes a converted model: a change to any of them rebuilds the models.
 _CONVERTER_MODULES = ("build", "savedmodels", "tfjs_graph", "dlib_resnet", "blazeface", "facemesh", "align",
-                      "liveness")
+                      "liveness", "lite")
 
 
 def _build_digest(model: dict[str, Any], package: dict[str, Any]) -> str:
@@ -36,18 +37,21 @@ def _build_digest(model: dict[str, Any], package: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def _convert(kind: str, files: Path, entry: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Build the tf.Module for one model kind and the metadata that goes beside it."""
+def _convert(kind: str, files: Path, entry: dict[str, Any], plain: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Build the tf.Module for one model kind and the metadata that goes beside it.
+
+    ``plain``: TFJS graphs without fused ops, for the TFLite converter (tfjs_graph.py says why).
+    """
     import tensorflow as tf  # noqa: F401 - imported late so `--help` and checksum errors stay fast
 
     from facemodels import savedmodels, tfjs_graph
 
     if kind == "blazeface":
         network = tfjs_graph.load_function(files / "blazeface-back.json", ["input"],
-                                           ["Identity", "Identity_1", "Identity_2", "Identity_3"])
+                                           ["Identity", "Identity_1", "Identity_2", "Identity_3"], plain)
         return savedmodels.BlazeFaceModule(network), {"input_size": blazeface.INPUT_SIZE}
     if kind == "facemesh":
-        network = tfjs_graph.load_function(files / "facemesh.json", ["input_1"], ["Identity_2", "Identity_1"])
+        network = tfjs_graph.load_function(files / "facemesh.json", ["input_1"], ["Identity_2", "Identity_1"], plain)
         return savedmodels.FaceMeshModule(network), {"input_size": facemesh.INPUT_SIZE}
     if kind == "dlib-resnet":
         module = savedmodels.dlib_embedder(files / "face_recognition_model-weights_manifest.json",
@@ -60,7 +64,8 @@ def _convert(kind: str, files: Path, entry: dict[str, Any]) -> tuple[Any, dict[s
             "thresholds": entry["thresholds"],
         }
     if kind == "liveness":
-        network = tfjs_graph.load_function(files / Path(entry["files"][0]).name, [entry["input"]], ["Identity"])
+        network = tfjs_graph.load_function(files / Path(entry["files"][0]).name, [entry["input"]], ["Identity"],
+                                           plain)
         module = savedmodels.LivenessModule(network, int(entry["input_size"]))
         return module, {"input_size": liveness.CROP_SIZE, "threshold": entry["threshold"],
                         "operating_point": entry["operating_point"]}
@@ -86,6 +91,8 @@ def build_model(name: str, entry: dict[str, Any], package: dict[str, Any], out: 
         module, metadata = _convert(entry["kind"], files, entry)
         staging = Path(scratch) / "savedmodel"
         tf.saved_model.save(module, str(staging), signatures={"serving_default": module.serve})
+        plain_module, _ = _convert(entry["kind"], files, entry, plain=True)
+        (staging / lite.LITE_FILE).write_bytes(lite.convert(plain_module, entry["tflite"]))
         metadata.update(name=name, version=entry["version"], package=f"{pinned.name}@{pinned.version}",
                         upstream=entry.get("upstream", ""), lock_digest=digest)
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")

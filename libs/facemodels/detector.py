@@ -12,7 +12,7 @@ import numpy as np
 from facemodels import blazeface, facemesh
 from facemodels.faces import Face
 from facemodels.liveness import LivenessScorer
-from facemodels.saved import SavedModel
+from facemodels.saved import DEFAULT_RUNTIME, Runtime, SavedModel
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,11 @@ class FaceDetector:
 
     @classmethod
     def load(cls, model_dir: Path, settings: DetectorSettings = DetectorSettings(),
-             liveness_model: str | None = None) -> FaceDetector:
+             liveness_model: str | None = None, runtime: Runtime = DEFAULT_RUNTIME) -> FaceDetector:
         """``liveness_model``: a liveness model's name in models.lock.json, or None to leave faces unscored."""
-        liveness = LivenessScorer.load(model_dir, liveness_model) if liveness_model else None
-        return cls(SavedModel.load(model_dir, "blazeface"), SavedModel.load(model_dir, "facemesh"), settings, liveness)
+        liveness = LivenessScorer.load(model_dir, liveness_model, runtime) if liveness_model else None
+        return cls(SavedModel.load(model_dir, "blazeface", runtime), SavedModel.load(model_dir, "facemesh", runtime),
+                   settings, liveness)
 
     def warm_up(self, max_batch_size: int) -> None:
         """Run every network at every batch size up to ``max_batch_size``, so no caller pays for set-up.

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from facemodels.align import align_face
-from facemodels.saved import SavedModel
+from facemodels.saved import DEFAULT_RUNTIME, Runtime, SavedModel
 
 
 class FaceEmbedder:
@@ -21,8 +21,8 @@ class FaceEmbedder:
         self.dimensions = int(model.metadata["dimensions"])
 
     @classmethod
-    def load(cls, model_dir: Path, name: str = "dlib-resnet") -> FaceEmbedder:
-        return cls(SavedModel.load(model_dir, name))
+    def load(cls, model_dir: Path, name: str = "dlib-resnet", runtime: Runtime = DEFAULT_RUNTIME) -> FaceEmbedder:
+        return cls(SavedModel.load(model_dir, name, runtime))
 
     @property
     def thresholds(self) -> dict[str, float]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from facemodels import facemesh
-from facemodels.saved import SavedModel
+from facemodels.saved import DEFAULT_RUNTIME, Runtime, SavedModel
 
 CROP_SIZE = facemesh.INPUT_SIZE
 DEFAULT_MODEL = "liveness"
@@ -28,8 +28,8 @@ class LivenessScorer:
         self.model = model
 
     @classmethod
-    def load(cls, model_dir: Path, name: str = DEFAULT_MODEL) -> LivenessScorer:
-        return cls(SavedModel.load(model_dir, name))
+    def load(cls, model_dir: Path, name: str = DEFAULT_MODEL, runtime: Runtime = DEFAULT_RUNTIME) -> LivenessScorer:
+        return cls(SavedModel.load(model_dir, name, runtime))
 
     @property
     def threshold(self) -> float:

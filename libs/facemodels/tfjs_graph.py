@@ -2,8 +2,10 @@
 
 TFJS graph models are a GraphDef in JSON plus binary weight shards. We turn every weight into a
 ``Const`` node, repair the two op-level differences between TFJS and current TensorFlow, and hand
-back a callable concrete function. The route via the ``tensorflowjs`` package pulls in JAX and
-friends and needs patching, so this small reader is the maintained path.
+back a callable concrete function: with TFJS's fused ops kept (what TensorFlow runs best), or
+with every fused op split into plain ops (what the TFLite converter accepts). The route via the
+``tensorflowjs`` package pulls in JAX and friends and needs patching, so this small reader is
+the maintained path.
 """
 
 from __future__ import annotations
@@ -76,26 +78,41 @@ def _prelu_nodes(name: str, x: str, alpha: str) -> list[tf.compat.v1.NodeDef]:
     ]
 
 
-def _unfuse_prelu_conv(node: tf.compat.v1.NodeDef) -> list[tf.compat.v1.NodeDef]:
-    """``_FusedConv2D`` with fused [BiasAdd, Prelu] has no TensorFlow kernel: split it into three steps."""
-    conv_op = "Conv2D" if node.op == "_FusedConv2D" else "DepthwiseConv2dNative"
-    conv = _float_node(f"{node.name}/conv", conv_op, list(node.input[:2]))
-    for key in ("strides", "padding", "dilations", "data_format", "explicit_paddings"):
+_FUSED_MAIN_OPS = {"_FusedConv2D": "Conv2D", "_FusedDepthwiseConv2dNative": "DepthwiseConv2dNative",
+                   "_FusedMatMul": "MatMul"}
+_MAIN_OP_ATTRS = ("strides", "padding", "dilations", "data_format", "explicit_paddings", "transpose_a", "transpose_b")
+
+
+def _unfuse(node: tf.compat.v1.NodeDef, fused: list[str]) -> list[tf.compat.v1.NodeDef]:
+    """Split a fused conv/matmul (+ BiasAdd, + Relu or Prelu) into plain ops, ending in ``node.name``."""
+    if fused not in (["BiasAdd"], ["BiasAdd", "Relu"], ["BiasAdd", "Prelu"]):
+        raise ValueError(f"{node.name}: fused ops {fused} are not supported")
+    main = _float_node(f"{node.name}/{_FUSED_MAIN_OPS[node.op]}", _FUSED_MAIN_OPS[node.op], list(node.input[:2]))
+    for key in _MAIN_OP_ATTRS:
         if key in node.attr:
-            conv.attr[key].CopyFrom(node.attr[key])
-    bias = _float_node(f"{node.name}/bias", "BiasAdd", [conv.name, node.input[2]])
-    return [conv, bias, *_prelu_nodes(node.name, bias.name, node.input[3])]
+            main.attr[key].CopyFrom(node.attr[key])
+    if fused == ["BiasAdd"]:
+        return [main, _float_node(node.name, "BiasAdd", [main.name, node.input[2]])]
+    bias = _float_node(f"{node.name}/bias", "BiasAdd", [main.name, node.input[2]])
+    if fused[1] == "Relu":
+        return [main, bias, _float_node(node.name, "Relu", [bias.name])]
+    return [main, bias, *_prelu_nodes(node.name, bias.name, node.input[3])]
 
 
-def _expand_prelu(graph_def: tf.compat.v1.GraphDef) -> None:
-    """TFJS has a ``Prelu`` op (alone or fused into convolutions); TensorFlow does not."""
+def _expand_fused_ops(graph_def: tf.compat.v1.GraphDef, plain: bool) -> None:
+    """Replace TFJS's ``Prelu``, alone or fused (TensorFlow has no such op), by plain ops; with ``plain``
+    every other fused op too.
+
+    Plain graphs are only for the TFLite converter: TensorFlow 2.21's grappler remapper crashes on
+    BlazeFace's plain graph (Conv2D, BiasAdd, AddV2, Relu) when it tries to fuse it again.
+    """
     expanded: list[tf.compat.v1.NodeDef] = []
     for node in graph_def.node:
-        fused = [op.decode() for op in node.attr["fused_ops"].list.s] if "fused_ops" in node.attr else []
+        fused = [op.decode() for op in node.attr["fused_ops"].list.s] if node.op in _FUSED_MAIN_OPS else []
         if node.op == "Prelu":
             expanded += _prelu_nodes(node.name, node.input[0], node.input[1])
-        elif fused == ["BiasAdd", "Prelu"]:
-            expanded += _unfuse_prelu_conv(node)
+        elif fused and (plain or "Prelu" in fused):
+            expanded += _unfuse(node, fused)
         else:
             expanded.append(node)
     del graph_def.node[:]
@@ -115,8 +132,9 @@ def _free_batch_dimension(graph_def: tf.compat.v1.GraphDef) -> None:
                 node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(shape))
 
 
-def build_graph_def(model_path: Path) -> tuple[tf.compat.v1.GraphDef, dict[str, Any]]:
-    """Return the frozen GraphDef (weights as constants, any batch size) and the parsed model JSON."""
+def build_graph_def(model_path: Path, plain: bool = False) -> tuple[tf.compat.v1.GraphDef, dict[str, Any]]:
+    """Return the frozen GraphDef (weights as constants, any batch size; ``plain``: no fused ops) and
+    the parsed model JSON."""
     model_json = json.loads(model_path.read_text())
     model_dir = model_path.parent
     graph_def = json_format.ParseDict(model_json["modelTopology"], tf.compat.v1.GraphDef(),
@@ -133,14 +151,14 @@ def build_graph_def(model_path: Path) -> tuple[tf.compat.v1.GraphDef, dict[str, 
         _repair_node(node)
     if weights:
         raise ValueError(f"weights without a graph node in {model_dir}: {sorted(weights)[:5]}")
-    _expand_prelu(graph_def)
+    _expand_fused_ops(graph_def, plain)
     _free_batch_dimension(graph_def)
     return graph_def, model_json
 
 
-def load_function(model_path: Path, inputs: Sequence[str], outputs: Sequence[str]) -> Any:
+def load_function(model_path: Path, inputs: Sequence[str], outputs: Sequence[str], plain: bool = False) -> Any:
     """Import the model as a pruned concrete function ``f(*inputs) -> list(outputs)``."""
-    graph_def, _ = build_graph_def(model_path)
+    graph_def, _ = build_graph_def(model_path, plain)
 
     def _import() -> None:
         tf.compat.v1.import_graph_def(graph_def, name="")

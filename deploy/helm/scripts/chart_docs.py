@@ -43,6 +43,7 @@ RULES: dict[str, dict[str, Any]] = {
     "*.batching.maxBatchSize": POS, "*.batching.maxQueue": POS,
     "*.batching.maxQueueDelayMs": {"type": "number", "minimum": 0},
     "*.intraOpThreads": NONNEG, "*.interOpThreads": NONNEG,
+    "*.modelRuntime": {"type": "string", "enum": ["auto", "tflite", "savedmodel"]},
     "*.gpu.count": POS,
     "*.podAntiAffinityPreset": {"type": "string", "enum": ["", "soft", "hard"]},
     "*.terminationGracePeriodSeconds": NONNEG,

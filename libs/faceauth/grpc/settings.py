@@ -8,6 +8,7 @@ from pathlib import Path
 from faceauth.config import env_bool, env_float, env_int, env_str
 from faceauth.grpc.batcher import BatchSettings
 from faceauth.images import DEFAULT_LIMITS
+from facemodels.saved import DEFAULT_RUNTIME, Runtime
 
 # Room for a photo at the decoder's size limit plus the rest of the message.
 MAX_MESSAGE_BYTES = DEFAULT_LIMITS.max_bytes + (1 << 20)
@@ -21,6 +22,7 @@ class ServingSettings:
     port: int
     metrics_port: int
     batching: BatchSettings
+    runtime: Runtime = DEFAULT_RUNTIME
     bind_address: str = "[::]"
     metrics_address: str = "0.0.0.0"  # Prometheus scrapes from other pods
     grace_seconds: float = 25.0  # Kubernetes kills the pod 30 s after SIGTERM by default
@@ -45,6 +47,8 @@ class ServingSettings:
                    port=env_int("FACEAUTH_GRPC_PORT", default_port),
                    metrics_port=env_int("FACEAUTH_METRICS_PORT", default_metrics_port),
                    batching=batching,
+                   # TFLite through XNNPACK on CPUs, the SavedModel on GPUs (facemodels/saved.py)
+                   runtime=Runtime(env_str("FACEAUTH_MODEL_RUNTIME", "auto"), env_int("FACEAUTH_INTRA_OP_THREADS", 0)),
                    bind_address=env_str("FACEAUTH_BIND_ADDRESS", "[::]"),
                    grace_seconds=env_float("FACEAUTH_GRACE_SECONDS", 25.0),
                    log_level=env_str("FACEAUTH_LOG_LEVEL", "INFO"))

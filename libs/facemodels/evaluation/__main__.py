@@ -12,6 +12,7 @@ from pathlib import Path
 from facemodels.detector import FaceDetector
 from facemodels.embedder import FaceEmbedder
 from facemodels.evaluation import lfw, wider
+from facemodels.saved import RUNTIMES, Runtime
 
 
 def _print_progress(done: int, total: int) -> None:
@@ -27,10 +28,14 @@ def main(argv: list[str] | None = None, progress: Callable[[int, int], None] = _
     parser.add_argument("--models", type=Path, default=Path(os.environ.get("FACEAUTH_MODEL_DIR", "var/models")))
     parser.add_argument("--embedder", default=os.environ.get("FACEAUTH_EMBEDDER_MODEL", "dlib-resnet"),
                         help="embedding model to evaluate (a name in models.lock.json)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=os.environ.get("FACEAUTH_MODEL_RUNTIME", "auto"),
+                        help="run the SavedModels or their TFLite forms (auto: TFLite unless a GPU is visible)")
     args = parser.parse_args(argv)
 
-    detector = FaceDetector.load(args.models)
-    embedder = FaceEmbedder.load(args.models, args.embedder)
+    runtime = Runtime(args.runtime)
+    detector = FaceDetector.load(args.models, runtime=runtime)
+    embedder = FaceEmbedder.load(args.models, args.embedder, runtime)
+    print(f"runtime: {embedder.model.runtime}", flush=True)
 
     verification = lfw.evaluate(args.lfw, detector, embedder, progress)
     detection = wider.evaluate(args.wider, detector)

@@ -55,7 +55,8 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
 
     def load(self) -> None:
         detector = FaceDetector.load(self._settings.model_dir,
-                                     liveness_model=env_str("FACEAUTH_LIVENESS_MODEL", DEFAULT_MODEL))
+                                     liveness_model=env_str("FACEAUTH_LIVENESS_MODEL", DEFAULT_MODEL),
+                                     runtime=self._settings.runtime)
         detector.warm_up(self._settings.batching.max_batch_size)
         self._batcher = DynamicBatcher(detector.detect_batch, self._settings.batching,
                                        self._metrics.batch_observer("detector"), name="detector-batcher")

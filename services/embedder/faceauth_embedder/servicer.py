@@ -50,7 +50,8 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
     def load(self) -> None:
         # dlib-resnet embeds each face and its mirror image (more accurate); dlib-resnet-fast only the
         # face (about twice the throughput). Each has its own calibrated thresholds (docs/models.md).
-        embedder = FaceEmbedder.load(self._settings.model_dir, env_str("FACEAUTH_EMBEDDER_MODEL", "dlib-resnet"))
+        embedder = FaceEmbedder.load(self._settings.model_dir, env_str("FACEAUTH_EMBEDDER_MODEL", "dlib-resnet"),
+                                     self._settings.runtime)
         warm_up(embedder, self._settings.batching.max_batch_size)
         self._batcher = DynamicBatcher(embedder.embed_chips, self._settings.batching,
                                        self._metrics.batch_observer("embedder"), name="embedder-batcher")

@@ -1,0 +1,94 @@
+"""The two forms of every model, SavedModel and TFLite, agree on real faces; the runtime is chosen as documented."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from faceauth.images import decode_image
+from facemodels.detector import FaceDetector
+from facemodels.embedder import FaceEmbedder
+from facemodels.evaluation.lfw import central_face
+from facemodels.lite import MAX_CHUNK, chunk_sizes
+from facemodels.saved import Runtime, SavedModel
+
+
+@pytest.fixture(scope="module")
+def lfw_sample(lfw: Path) -> list[np.ndarray]:
+    paths = sorted((lfw / "images").glob("*/*.jpg"))
+    return [decode_image(path.read_bytes()) for path in random.Random(11).sample(paths, 24)]
+
+
+@pytest.fixture(scope="module")
+def savedmodel_detector(model_dir: Path) -> FaceDetector:
+    return FaceDetector.load(model_dir, liveness_model="liveness", runtime=Runtime("savedmodel"))
+
+
+@pytest.fixture(scope="module")
+def tflite_detector(model_dir: Path) -> FaceDetector:
+    return FaceDetector.load(model_dir, liveness_model="liveness", runtime=Runtime("tflite"))
+
+
+def test_auto_runs_tflite_without_a_gpu(model_dir: Path, embedder: FaceEmbedder) -> None:
+    assert not tf.config.list_physical_devices("GPU")
+    assert embedder.model.runtime == "tflite"
+    assert Runtime("auto").resolve(model_dir / "dlib-resnet" / "1") == "tflite"
+
+
+def test_auto_falls_back_to_the_savedmodel_when_a_version_has_no_tflite_form(tmp_path: Path) -> None:
+    assert Runtime("auto").resolve(tmp_path) == "savedmodel"
+
+
+def test_unknown_runtime_is_refused() -> None:
+    with pytest.raises(ValueError, match="tflite"):
+        Runtime("onnx")
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 15, 16, 17, 37, 100])
+def test_batches_are_cut_into_power_of_two_chunks(count: int) -> None:
+    sizes = chunk_sizes(count)
+    assert sum(sizes) == count
+    assert all(size & (size - 1) == 0 and size <= MAX_CHUNK for size in sizes)
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_detections_agree_between_runtimes(lfw_sample: list[np.ndarray], savedmodel_detector: FaceDetector,
+                                           tflite_detector: FaceDetector) -> None:
+    """int8 weights move boxes and landmarks by about a pixel on 250x250 LFW photos; the faces stay the same."""
+    agreed = 0
+    for image in lfw_sample:
+        reference = central_face(savedmodel_detector.detect(image), image)
+        candidate = central_face(tflite_detector.detect(image), image)
+        assert reference is not None and candidate is not None
+        assert np.abs(np.subtract(reference.box, candidate.box)).max() < 8
+        assert np.abs(reference.landmarks - candidate.landmarks).max() < 5
+        assert reference.liveness_score is not None and candidate.liveness_score is not None
+        assert abs(reference.liveness_score - candidate.liveness_score) < 0.1
+        agreed += np.abs(reference.landmarks - candidate.landmarks).max() < 2
+    assert agreed >= 0.8 * len(lfw_sample)
+
+
+def test_embeddings_agree_between_runtimes(model_dir: Path, lfw_sample: list[np.ndarray],
+                                           tflite_detector: FaceDetector) -> None:
+    """Measured on LFW: 0.015 median, 0.02 at most, against thresholds near 0.38 (docs/models.md)."""
+    savedmodel = FaceEmbedder.load(model_dir, runtime=Runtime("savedmodel"))
+    tflite = FaceEmbedder.load(model_dir, runtime=Runtime("tflite"))
+    chips = [tflite.align(image, central_face(tflite_detector.detect(image), image).landmarks)  # type: ignore[union-attr]
+             for image in lfw_sample]
+    distances = np.linalg.norm(savedmodel.embed_chips(chips) - tflite.embed_chips(chips), axis=1)
+    assert distances.max() < 0.04, distances
+
+
+def test_tflite_batches_of_any_size_equal_one_by_one(model_dir: Path) -> None:
+    """Chunking and per-row activation quantisation: a face's vector never depends on its batch."""
+    model = SavedModel.load(model_dir, "dlib-resnet", Runtime("tflite"))
+    chips = np.random.default_rng(3).integers(0, 256, (MAX_CHUNK + 3, 150, 150, 3), dtype=np.uint8)
+    together = model.run(chips=chips)["embeddings"]
+    one_by_one = np.concatenate([model.run(chips=chips[i:i + 1])["embeddings"] for i in range(len(chips))])
+    np.testing.assert_array_equal(together, one_by_one)
+    assert model.run(chips=chips[:0])["embeddings"].shape == (0, 128)
+
