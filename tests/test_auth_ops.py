@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 import urllib.error
@@ -100,6 +101,14 @@ def test_openapi_describes_exactly_the_served_routes(http: FlaskClient, auth_app
     html = page.get_data(as_text=True)
     assert all(path in html for path, _ in documented)
     assert "<script" not in html
+
+
+def test_the_auth_service_never_imports_tensorflow() -> None:
+    """TensorFlow would add ~450 MiB to every auth worker (the target is 250 MiB); models live in the model servers."""
+    code = ("import sys, faceauth_auth.app, faceauth_auth.cli, faceauth_auth.gunicorn_conf; "
+            "print(sorted(m for m in ('tensorflow', 'ai_edge_litert') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_gunicorn_serves_the_app_with_multiprocess_metrics(tmp_path: Path, model_services: ModelServices,

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from facemodels.lite import LITE_FILE, LiteRunner
 
@@ -40,6 +39,8 @@ class Runtime:
         """The runtime for the model version at ``path``: ``tflite`` or ``savedmodel``."""
         if self.kind != "auto":
             return self.kind
+        import tensorflow as tf  # imported where needed: the auth service imports Runtime and has no models
+
         on_gpu = bool(tf.config.list_physical_devices("GPU"))
         return "savedmodel" if on_gpu or not (path / LITE_FILE).exists() else "tflite"
 
@@ -60,10 +61,14 @@ class SignatureRunner:
     """Calls the SavedModel's ``serving_default`` through TensorFlow; eager calls are thread-safe."""
 
     def __init__(self, path: Path) -> None:
+        import tensorflow as tf
+
         self._loaded = tf.saved_model.load(str(path))  # the signature needs the restored object alive
         self._signature = self._loaded.signatures["serving_default"]
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
         outputs = self._signature(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in outputs.items()}
 
