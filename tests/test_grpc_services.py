@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import cv2
 import grpc
 import numpy as np
 import pytest
@@ -39,6 +40,7 @@ from faceauth.logs import JsonFormatter
 from faceauth.v1 import common_pb2
 from faceauth_detector.pose import yaw_degrees
 from faceauth_detector.servicer import DetectorServicer
+from faceauth_detector.sharpness import sharpness
 from faceauth_embedder.servicer import MAX_FACES, EmbedderServicer
 from facemodels.detector import FaceDetector
 from facemodels.embedder import FaceEmbedder
@@ -233,6 +235,19 @@ def test_detect_matches_the_detector_called_directly(detector_server: ModelServe
             assert got.score == pytest.approx(want.score, abs=1e-3)
             assert got.landmark_score == pytest.approx(want.landmark_score, abs=1e-3)
             assert got.yaw_degrees == pytest.approx(yaw_degrees(want.landmarks), abs=0.1)
+            assert got.sharpness == pytest.approx(sharpness(photo.image, want.box), rel=1e-3)
+
+
+def test_sharpness_drops_when_the_photo_is_blurred(detector_server: ModelServer, lfw: Path) -> None:
+    """The blur measure the auth service's quality policy reads (faceauth_auth.quality, bound 15)."""
+    image = decode_image((lfw / "images" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg").read_bytes())
+    client = DetectorClient(target(detector_server))
+
+    def face_sharpness(pixels: np.ndarray) -> float:
+        data = cv2.imencode(".png", pixels[:, :, ::-1])[1].tobytes()
+        return float(max(client.detect(data).faces, key=lambda f: f.score).sharpness)
+
+    assert face_sharpness(image) > 18 > 15 > face_sharpness(cv2.GaussianBlur(image, (0, 0), 2.5))
 
 
 @pytest.mark.parametrize(("name", "low", "high"), [

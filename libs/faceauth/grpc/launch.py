@@ -82,6 +82,12 @@ class ChildProcess:
             time.sleep(0.1)
         return self
 
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("the process has not started")
+        return self.process.pid
+
     def terminate(self) -> None:
         """Send SIGTERM, as Kubernetes does; wait() tells how it ended."""
         if self.process is not None and self.process.poll() is None:

@@ -2,8 +2,9 @@
 
 Starts the detector, the embedder and auth (gunicorn, as production runs it) on free local ports
 with a throw-away SQLite database, enrols one LFW person from one 640x480 photo, then logs in with
-their other photos from 1 and 8 concurrent clients. Prints throughput, p50/p99 and the RSS of each
-auth worker. Traffic stays on 127.0.0.1 and every phase is bounded in time.
+their other photos from 1 and 8 concurrent clients. Prints throughput, p50/p99, the CPU time each
+process spent per login (where the two cores go) and the RSS of each auth worker. Traffic stays
+on 127.0.0.1 and every phase is bounded in time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import cv2
+import psutil
 
 from faceauth.grpc.bench import hammer
 from faceauth.grpc.launch import ServiceProcess
@@ -82,6 +84,18 @@ class Stack:
         with urllib.request.urlopen(face_request(self.url, self.api_key, path, user_id, image), timeout=30) as response:
             return dict(json.loads(response.read()))
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by each service, and by this process's client threads."""
+        def used(process: psutil.Process) -> float:
+            times = process.cpu_times()
+            return float(times.user + times.system)
+
+        auth = psutil.Process(self.auth.pid)
+        return {"detector": used(psutil.Process(self.detector.pid)),
+                "embedder": used(psutil.Process(self.embedder.pid)),
+                "auth": used(auth) + sum(used(worker) for worker in auth.children()),
+                "clients": used(psutil.Process())}
+
     def worker_rss_mib(self) -> list[float]:
         return [worker.memory_info().rss / 2**20 for worker in self.auth.workers()]
 
@@ -115,12 +129,16 @@ def main(argv: list[str] | None = None) -> int:
             usable = [image for image in logins if succeeds(stack, image)]  # also warms up
             print(f"face-login, 640x480 JPEG photos of {paths[0].parent.name}: {len(usable)} of {len(logins)} "
                   "log in (the others show several faces or do not match) and are replayed")
-            print(f"{'clients':>7} {'logins/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
+            print(f"{'clients':>7} {'logins/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}   CPU ms per login")
             for clients in (1, 8):
+                before = stack.cpu_seconds()
                 run = hammer(lambda image: stack.post("/auth/face-login", "bench-user", image), usable, clients,
                              args.seconds, failures=(urllib.error.URLError,))
+                done = max(1, len(run.latencies))
+                cpu = ", ".join(f"{name} {(seconds - before[name]) * 1000 / done:.1f}"
+                                for name, seconds in stack.cpu_seconds().items())
                 print(f"{clients:>7} {run.throughput:>9.1f} {run.percentile_ms(50):>8.1f} "
-                      f"{run.percentile_ms(99):>8.1f} {run.errors:>7}")
+                      f"{run.percentile_ms(99):>8.1f} {run.errors:>7}   {cpu}")
             print("auth worker RSS MiB: " + ", ".join(f"{rss:.0f}" for rss in stack.worker_rss_mib()))
         finally:
             stack.stop()

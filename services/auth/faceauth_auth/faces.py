@@ -40,7 +40,7 @@ class ModelInfo:
 class Quality:
     """Whether a face is good enough to enrol or log in with, and why not."""
 
-    sharpness: float  # variance of the Laplacian of the face crop (see faceauth_auth.quality)
+    sharpness: float | None  # the detector's blur measure (faceauth_detector.sharpness); None if not measured
     reasons: tuple[str, ...]  # empty when usable: face_too_small, face_too_blurry
 
     @property

@@ -115,7 +115,8 @@ _SCHEMAS: Schema = {
         "quality": {"type": "object", "properties": {
             "usable": {"type": "boolean"},
             "reasons": {"type": "array", "items": {"enum": ["face_too_small", "face_too_blurry"]}},
-            "sharpness": {"type": "number", "description": "variance of the Laplacian of the 128 px face crop"}}}}},
+            "sharpness": {"type": ["number", "null"], "description": "variance of the Laplacian of the 128 px "
+                          "face crop; null when the detector did not measure it (an older detector)"}}}}},
     "Detection": {"type": "object", "properties": {
         "image": {"type": "object", "properties": {"width": {"type": "integer"}, "height": {"type": "integer"}}},
         "faces": {"type": "array", "items": _ref("Face")}}},

@@ -1,7 +1,7 @@
 """The face pipeline as the auth service sees it: detect, judge quality, embed — over gRPC.
 
-Photos are sent as they were uploaded (the detector and embedder decode them safely); the auth
-service decodes a photo itself only to measure the sharpness of the faces found in it.
+Photos are sent as they were uploaded: the detector and embedder decode them safely, and the
+detector also measures each face's sharpness, so the auth service never decodes a photo.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from faceauth.errors import InvalidInput
 from faceauth.grpc import landmarks
 from faceauth.grpc.client import SERVICES, DetectorClient, EmbedderClient
-from faceauth.images import DEFAULT_LIMITS, decode_image
+from faceauth.images import DEFAULT_LIMITS
 from faceauth_auth import downstream
 from faceauth_auth.errors import ApiError
 from faceauth_auth.faces import DetectedFace, Detection, EmbeddingModel, ModelInfo, Probe
@@ -70,17 +69,12 @@ class FacePipeline:
             raise ApiError(413, "payload_too_large", f"the image is larger than {DEFAULT_LIMITS.max_bytes} bytes")
         with downstream.call("detector"):
             reply = self.detector.detect(image)
-        if not reply.faces:
-            return Detection(reply.image_width, reply.image_height, [])
-        try:
-            pixels = decode_image(image)
-        except InvalidInput as error:  # the detector accepted it, so this is unexpected but still the image's fault
-            raise ApiError(422, error.code, error.message) from error
         faces = []
         for face in reply.faces:
             box = (face.box.x_min, face.box.y_min, face.box.x_max, face.box.y_max)
+            sharpness = face.sharpness if face.HasField("sharpness") else None
             faces.append(DetectedFace(box, face.score, landmarks.to_array(face.landmarks), face.landmark_score,
-                                      face.yaw_degrees, self.policy.assess(pixels, box),
+                                      face.yaw_degrees, self.policy.assess(box, sharpness),
                                       face.liveness_score if face.HasField("liveness_score") else None))
         return Detection(reply.image_width, reply.image_height, faces)
 

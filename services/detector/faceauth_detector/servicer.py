@@ -16,6 +16,7 @@ from faceauth.grpc.status import ready, status_on_error, time_left
 from faceauth.images import decode_image
 from faceauth.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from faceauth_detector.pose import yaw_degrees
+from faceauth_detector.sharpness import sharpness
 from facemodels.detector import FaceDetector
 from facemodels.faces import Face
 from facemodels.liveness import DEFAULT_MODEL, LivenessScorer
@@ -23,12 +24,13 @@ from facemodels.liveness import DEFAULT_MODEL, LivenessScorer
 SERVICE_NAME: str = detector_pb2.DESCRIPTOR.services_by_name["DetectorService"].full_name
 
 
-def face_message(face: Face) -> detector_pb2.Face:
+def face_message(face: Face, image: np.ndarray) -> detector_pb2.Face:
+    """The message for one face of ``image``; pose and sharpness are measured here, in the caller's thread."""
     x_min, y_min, x_max, y_max = face.box
     return detector_pb2.Face(box=detector_pb2.Box(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max),
                              score=face.score, landmarks=landmarks.to_message(face.landmarks),
                              landmark_score=face.landmark_score, yaw_degrees=yaw_degrees(face.landmarks),
-                             liveness_score=face.liveness_score)
+                             liveness_score=face.liveness_score, sharpness=sharpness(image, face.box))
 
 
 def _liveness_info(scorer: LivenessScorer | None) -> dict[str, Any]:
@@ -72,7 +74,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
             batcher = ready(self._batcher)
             image = decode_image(request.image)
             faces = batcher.submit([image], time_left(context))[0]
-            return detector_pb2.DetectResponse(faces=[face_message(face) for face in faces],
+            return detector_pb2.DetectResponse(faces=[face_message(face, image) for face in faces],
                                                image_width=image.shape[1], image_height=image.shape[0])
 
     def GetModelInfo(self, request: detector_pb2.DetectorServiceGetModelInfoRequest,  # noqa: N802

@@ -24,7 +24,7 @@ def _face(face: DetectedFace) -> dict[str, Any]:
         "landmark_score": face.landmark_score,
         "yaw_degrees": face.yaw_degrees,
         "quality": {"usable": face.quality.usable, "reasons": list(face.quality.reasons),
-                    "sharpness": round(face.quality.sharpness, 2)},
+                    "sharpness": None if face.quality.sharpness is None else round(face.quality.sharpness, 2)},
     }
 
 
