@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from faceauth.images import decode_image
+from facemodels.cpus import usable_cpus
 from facemodels.detector import FaceDetector
 from facemodels.embedder import FaceEmbedder
 from facemodels.evaluation.lfw import central_face
@@ -46,6 +47,25 @@ def test_auto_falls_back_to_the_savedmodel_when_a_version_has_no_tflite_form(tmp
 def test_unknown_runtime_is_refused() -> None:
     with pytest.raises(ValueError, match="tflite"):
         Runtime("onnx")
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({}, 2),  # no cgroup files: the affinity
+    ({"cpu.max": "max 100000\n"}, 2),  # v2, no limit
+    ({"cpu.max": "50000 100000\n"}, 1),  # v2, half a core rounds up to one thread
+    ({"cpu.max": "150000 100000\n"}, 2),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2),  # v1, no limit
+    ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # v1, one core
+    ({"cpu.max": "garbage"}, 2),  # unreadable: trust the affinity
+])
+def test_threads_follow_the_container_cpu_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               files: dict[str, str], expected: int) -> None:
+    """A pod limited to fewer CPUs than its node has gets that many XNNPACK threads, not one per node core."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert usable_cpus(tmp_path) == expected
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 15, 16, 17, 37, 100])

@@ -8,7 +8,6 @@ with XNNPACK; fastest on CPUs) or ``auto``, which takes TFLite when no GPU is vi
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from facemodels.cpus import usable_cpus
 from facemodels.lite import LITE_FILE, LiteRunner
 
 METADATA_FILE = "faceauth.json"
@@ -26,7 +26,8 @@ Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 @dataclass(frozen=True)
 class Runtime:
-    """How models run: ``kind`` one of RUNTIMES; ``threads`` for XNNPACK, 0 for every usable core."""
+    """How models run: ``kind`` one of RUNTIMES; ``threads`` for XNNPACK, 0 for every usable core
+    (the CPU limit of the container, if lower than the cores; see cpus.py)."""
 
     kind: str = "auto"
     threads: int = 0
@@ -89,7 +90,7 @@ class SavedModel:
         metadata = json.loads((path / METADATA_FILE).read_text())
         kind = runtime.resolve(path)
         if kind == "tflite":
-            runner: Runner = LiteRunner(path / LITE_FILE, runtime.threads or len(os.sched_getaffinity(0)))
+            runner: Runner = LiteRunner(path / LITE_FILE, runtime.threads or usable_cpus())
         else:
             runner = SignatureRunner(path)
         return cls(name=name, version=int(path.name), metadata=metadata, runtime=kind, runner=runner)
