@@ -24,8 +24,6 @@ LITE_FILE = "model.tflite"
 SIGNATURE = "serving_default"
 # Largest chunk; bigger batches gain nothing on CPU and would only hold more activation memory.
 MAX_CHUNK = 16
-
-
 # What models.lock.json's ``tflite`` field may ask for.
 FORMATS = ("float32", "int8-dynamic-range")
 
@@ -63,6 +61,7 @@ class _Chunk:
 
         self._runner = Interpreter(model_path=str(path), num_threads=threads).get_signature_runner(SIGNATURE)
         self._lock = threading.Lock()
+        self.outputs: dict[str, dict[str, Any]] = self._runner.get_output_details()
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with self._lock:
@@ -77,7 +76,7 @@ class LiteRunner:
         self._threads = threads
         self._chunks: dict[int, _Chunk] = {}
         self._lock = threading.Lock()
-        self._outputs = self._chunk(1)._runner.get_output_details()
+        self._outputs = self._chunk(1).outputs
 
     def _chunk(self, size: int) -> _Chunk:
         with self._lock:

@@ -8,6 +8,7 @@ with XNNPACK; fastest on CPUs) or ``auto``, which takes TFLite when no GPU is vi
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 
 from facemodels.cpus import usable_cpus
 from facemodels.lite import LITE_FILE, LiteRunner
+
+log = logging.getLogger(__name__)
 
 METADATA_FILE = "faceauth.json"
 RUNTIMES = ("auto", "tflite", "savedmodel")
@@ -89,10 +92,10 @@ class SavedModel:
         path = latest_version_dir(Path(model_dir), name)
         metadata = json.loads((path / METADATA_FILE).read_text())
         kind = runtime.resolve(path)
-        if kind == "tflite":
-            runner: Runner = LiteRunner(path / LITE_FILE, runtime.threads or usable_cpus())
-        else:
-            runner = SignatureRunner(path)
+        threads = runtime.threads or usable_cpus()
+        runner: Runner = LiteRunner(path / LITE_FILE, threads) if kind == "tflite" else SignatureRunner(path)
+        log.info("model loaded", extra={"model": name, "version": int(path.name), "runtime": kind,
+                                        "threads": threads if kind == "tflite" else None})
         return cls(name=name, version=int(path.name), metadata=metadata, runtime=kind, runner=runner)
 
     def run(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
