@@ -167,6 +167,7 @@ def test_cpu_only_has_no_gpu_request_placement_or_image() -> None:
         assert main["image"] == f"faceauth/{component}:0.1.0"
         assert env_of(main)["CUDA_VISIBLE_DEVICES"] == "-1"
         assert env_of(main)["FACEAUTH_INTRA_OP_THREADS"] == "2"
+        assert env_of(main)["FACEAUTH_MODEL_RUNTIME"] == "auto"  # TFLite there: no GPU is visible
         assert "tolerations" not in deployment(objects, component)["spec"]["template"]["spec"]
 
 
