@@ -404,14 +404,18 @@ def test_an_expired_deadline_gives_deadline_exceeded_and_skips_the_model(embedde
     client = EmbedderClient(target(embedder_server))
     photo = photos[1]
     before = total(scrape(embedder_server.metrics_port), "faceauth_batch_expired_total", model="embedder")
-    with ThreadPoolExecutor(1) as pool:
-        # Keeps the embedder busy for a few hundred ms, so the next call waits in the queue.
-        busy = pool.submit(client.embed_batch, photo.data, [landmarks_of(photo)] * MAX_FACES, 30)
-        time.sleep(0.02)
+    with ThreadPoolExecutor(2) as pool:
+        # 48 faces queued ahead (6 batches of 8, >= 100 ms even with XNNPACK) while the next call
+        # allows itself 30 ms: it is still in the queue when its deadline passes.
+        busy = [pool.submit(client.embed_batch, photo.data, [landmarks_of(photo)] * 24, 30) for _ in range(2)]
+        waited = time.monotonic() + 5
+        while total(scrape(embedder_server.metrics_port), "faceauth_batch_queue_depth", model="embedder") < 16:
+            assert time.monotonic() < waited, "the busy calls never queued"
+            time.sleep(0.002)
         with pytest.raises(grpc.RpcError) as failure:
-            client.embed(photo.data, landmarks_of(photo), timeout=0.05)
+            client.embed(photo.data, landmarks_of(photo), timeout=0.03)
         assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert len(busy.result()) == MAX_FACES
+        assert [len(call.result()) for call in busy] == [24, 24]
     deadline = time.monotonic() + 5
     while total(scrape(embedder_server.metrics_port), "faceauth_batch_expired_total", model="embedder") == before:
         assert time.monotonic() < deadline, "the server computed an item whose deadline had passed"
