@@ -19,8 +19,8 @@ import grpc
 import numpy as np
 
 from faceauth import logs
+from faceauth.grpc import MAX_MESSAGE_BYTES
 from faceauth.grpc.interceptor import REQUEST_ID_KEY
-from faceauth.grpc.settings import MAX_MESSAGE_BYTES
 from faceauth.v1 import common_pb2, detector_pb2, detector_pb2_grpc, embedder_pb2, embedder_pb2_grpc
 
 DEFAULT_TIMEOUT = 2.0  # seconds; a queued detector call takes a few hundred ms at worst

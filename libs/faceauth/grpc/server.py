@@ -19,9 +19,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from faceauth.grpc import MAX_MESSAGE_BYTES
 from faceauth.grpc.interceptor import CallInterceptor
 from faceauth.grpc.metrics import Metrics
-from faceauth.grpc.settings import MAX_MESSAGE_BYTES, ServingSettings
+from faceauth.grpc.settings import ServingSettings
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,7 @@ from pathlib import Path
 
 from faceauth.config import env_bool, env_float, env_int, env_str
 from faceauth.grpc.batcher import BatchSettings
-from faceauth.images import DEFAULT_LIMITS
 from facemodels.saved import DEFAULT_RUNTIME, Runtime
-
-# Room for a photo at the decoder's size limit plus the rest of the message.
-MAX_MESSAGE_BYTES = DEFAULT_LIMITS.max_bytes + (1 << 20)
 
 
 @dataclass(frozen=True)
