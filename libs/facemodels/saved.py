@@ -91,12 +91,11 @@ class SavedModel:
     def load(cls, model_dir: Path, name: str, runtime: Runtime = DEFAULT_RUNTIME) -> SavedModel:
         path = latest_version_dir(Path(model_dir), name)
         metadata = json.loads((path / METADATA_FILE).read_text())
-        kind = runtime.resolve(path)
-        threads = runtime.threads or usable_cpus()
-        runner: Runner = LiteRunner(path / LITE_FILE, threads) if kind == "tflite" else SignatureRunner(path)
-        log.info("model loaded", extra={"model": name, "version": int(path.name), "runtime": kind,
-                                        "threads": threads if kind == "tflite" else None})
-        return cls(name=name, version=int(path.name), metadata=metadata, runtime=kind, runner=runner)
+        kind, version = runtime.resolve(path), int(path.name)
+        threads = (runtime.threads or usable_cpus()) if kind == "tflite" else None  # TensorFlow sizes its own
+        runner: Runner = LiteRunner(path / LITE_FILE, threads) if threads else SignatureRunner(path)
+        log.info("model loaded", extra={"model": name, "version": version, "runtime": kind, "threads": threads})
+        return cls(name=name, version=version, metadata=metadata, runtime=kind, runner=runner)
 
     def run(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
         """Call ``serving_default`` with a batch of any size; thread-safe in both runtimes."""

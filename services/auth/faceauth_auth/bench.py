@@ -90,10 +90,9 @@ class Stack:
             times = process.cpu_times()
             return float(times.user + times.system)
 
-        auth = psutil.Process(self.auth.pid)
         return {"detector": used(psutil.Process(self.detector.pid)),
                 "embedder": used(psutil.Process(self.embedder.pid)),
-                "auth": used(auth) + sum(used(worker) for worker in auth.children()),
+                "auth": used(psutil.Process(self.auth.pid)) + sum(used(worker) for worker in self.auth.workers()),
                 "clients": used(psutil.Process())}
 
     def worker_rss_mib(self) -> list[float]:
