@@ -36,10 +36,11 @@ from tests.auth_helpers import Application, Headers, ModelServices, serving
 def model_services(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServices]:
     env = {"FACEAUTH_MODEL_DIR": str(model_dir), "PYTHONPATH": os.pathsep.join(sys.path),
            "TF_CPP_MIN_LOG_LEVEL": "2", "FACEAUTH_INTRA_OP_THREADS": "2"}
-    log_path = tmp_path_factory.mktemp("grpc") / "detector.log"
-    with log_path.open("wb") as detector_log:
+    logs = tmp_path_factory.mktemp("grpc")
+    log_path = logs / "detector.log"
+    with log_path.open("wb") as detector_log, (logs / "embedder.log").open("wb") as embedder_log:
         services = ModelServices(ServiceProcess("faceauth_detector", env, detector_log),
-                                 ServiceProcess("faceauth_embedder", env), log_path)
+                                 ServiceProcess("faceauth_embedder", env, embedder_log), log_path)
         try:
             with ThreadPoolExecutor(2) as pool:
                 list(pool.map(ServiceProcess.start, (services.detector, services.embedder)))

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -21,12 +22,24 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now (the server refuses to share it if that changes)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port nobody listens on right now (the server refuses to share it if that changes).
+
+    Never the same port twice in one process: the kernel may offer a port again once its probe
+    socket is closed, and two services started together would then collide on it.
+    """
+    with _handed_out_lock:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = int(probe.getsockname()[1])
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
 
 
 def health_status(target: str, service: str = "", timeout: float = 1.0) -> int:
@@ -68,6 +81,14 @@ class ChildProcess:
     def _ready(self) -> bool:
         raise NotImplementedError
 
+    def _last_output(self) -> str:
+        """The end of the process's output when it goes to a file, so a failed start says why."""
+        name = getattr(self._output, "name", None)
+        if not isinstance(name, str) or not os.path.isfile(name):
+            return ""
+        with open(name, errors="replace") as output:
+            return ":\n" + output.read()[-2000:]
+
     def start(self, timeout: float = 120.0) -> Self:
         """Start the process and return once it is ready; RuntimeError if it dies or times out."""
         self.process = subprocess.Popen([sys.executable, "-m", *self._args], env=self._env,
@@ -75,7 +96,8 @@ class ChildProcess:
         give_up = time.monotonic() + timeout
         while not self._ready():
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode} before it was ready")
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode} before it was ready"
+                                   f"{self._last_output()}")
             if time.monotonic() > give_up:
                 self.stop()
                 raise RuntimeError(f"{self.name} was not ready after {timeout:g} s")
