@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -19,7 +21,7 @@ from faceauth_auth import __main__ as cli
 from faceauth_auth import apikeys, migrate, search, templatecrypto
 from faceauth_auth.db import Database, create_engine
 from faceauth_auth.faces import EmbeddingModel
-from faceauth_auth.models import FaceTemplate
+from faceauth_auth.models import Base, FaceTemplate
 from faceauth_auth.repositories import users
 from faceauth_auth.templatecrypto import NONCE_BYTES
 from tests.auth_helpers import (
@@ -74,6 +76,12 @@ def test_migrations_upgrade_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     assert not TABLES & set(sa.inspect(engine).get_table_names())
     migrate.upgrade(engine)
     assert Database(engine).vector_dimensions is None
+
+
+def test_migrations_build_the_schema_the_models_describe(auth_db: Database) -> None:
+    """A model change without its migration (or the reverse) shows here, on the session's Postgres."""
+    with auth_db.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
 
 def test_sqlite_default_runs_the_whole_flow(make_app: Callable[..., Flask], tmp_path: Path, photo: Photo) -> None:

@@ -1,5 +1,5 @@
 """Management commands: ``python -m faceauth_auth {db upgrade | apps liveness | keys create | keys revoke |
-keys generate-jwt | keys generate-template-key | templates reencrypt | audit list}``.
+keys generate-jwt | keys generate-template-key | templates reencrypt | attempts prune | audit list}``.
 
 They read the same FACEAUTH_* variables as the service (FACEAUTH_DATABASE_URL above all).
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from faceauth import logs
@@ -19,6 +20,7 @@ from faceauth_auth.models import AuditEvent
 from faceauth_auth.reencrypt import reencrypt
 from faceauth_auth.repositories import applications, audit
 from faceauth_auth.repositories.audit import Event
+from faceauth_auth.retention import prune_login_attempts
 from faceauth_auth.templatecrypto import TemplateDecryptionError
 
 
@@ -91,6 +93,13 @@ def templates_reencrypt(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def attempts_prune(settings: Settings, args: argparse.Namespace) -> int:
+    deleted, cutoff = prune_login_attempts(_database(settings), timedelta(days=args.keep_days),
+                                           timedelta(seconds=settings.lockout_window), args.batch_size)
+    print(f"{deleted} login attempts older than {cutoff.isoformat(timespec='seconds')} deleted")
+    return 0
+
+
 def _event_json(event: AuditEvent) -> str:
     return json.dumps({column.key: getattr(event, column.key) for column in AuditEvent.__table__.columns},
                       default=str)
@@ -107,6 +116,20 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
         for event in audit.events(session, wanted):
             print(_event_json(event))
     return 0
+
+
+def _days(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 36500:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text} is not a number of days from 0 to 36500")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -145,6 +168,14 @@ def parser() -> argparse.ArgumentParser:
                                   "batches (resumable); old keys go in FACEAUTH_TEMPLATE_PREVIOUS_KEY_FILES")
     reseal.add_argument("--batch-size", type=int, default=500, help="templates per transaction")
     reseal.set_defaults(run=templates_reencrypt)
+    login_attempts = groups.add_parser("attempts", help="recorded face-login attempts").add_subparsers(
+        dest="command", required=True)
+    prune = login_attempts.add_parser("prune", help="delete login attempts older than --keep-days (never those "
+                                      "inside FACEAUTH_LOCKOUT_WINDOW), in batches; run it daily")
+    prune.add_argument("--keep-days", type=_days, default=30.0,
+                       help="days of login attempts to keep (default 30)")
+    prune.add_argument("--batch-size", type=_positive_int, default=5000, help="rows per transaction")
+    prune.set_defaults(run=attempts_prune)
     log = groups.add_parser("audit", help="the audit log").add_subparsers(dest="command", required=True)
     listing = log.add_parser("list", help="audit events as JSON lines, newest first")
     listing.add_argument("--app", help="application name (default: every application, and operator events)")

@@ -1,7 +1,7 @@
 """``faceauth``: the command line for people who run faceauth.
 
 ``enrol``, ``login`` and ``users`` call a running auth service over HTTP, as an app backend would
-(FACEAUTH_URL, FACEAUTH_API_KEY); ``keys``, ``db``, ``templates`` and ``audit`` act on the database
+(FACEAUTH_URL, FACEAUTH_API_KEY); ``keys``, ``db``, ``templates``, ``attempts`` and ``audit`` act on the database
 directly (the same commands as ``python -m faceauth_auth``); ``eval`` measures accuracy with a progress bar.
 """
 
@@ -21,6 +21,15 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from faceauth_auth import __main__ as admin
+
+# Database commands handed to ``python -m faceauth_auth``, with their help here.
+ADMIN_GROUPS = {
+    "keys": "API keys, JWT and template keys (python -m faceauth_auth keys --help)",
+    "db": "database schema (python -m faceauth_auth db --help)",
+    "templates": "re-encrypt stored templates (python -m faceauth_auth templates --help)",
+    "attempts": "prune old login attempts (python -m faceauth_auth attempts --help)",
+    "audit": "the audit log (python -m faceauth_auth audit --help)",
+}
 
 
 class Api:
@@ -73,10 +82,7 @@ def parser() -> argparse.ArgumentParser:
     users = commands.add_parser("users", help="show, list faces of, or delete (erase) a user")
     users.add_argument("action", choices=("show", "faces", "delete"))
     users.add_argument("user")
-    for name, help_text in (("keys", "API keys, JWT and template keys (python -m faceauth_auth keys --help)"),
-                            ("db", "database schema (python -m faceauth_auth db --help)"),
-                            ("templates", "re-encrypt stored templates (python -m faceauth_auth templates --help)"),
-                            ("audit", "the audit log (python -m faceauth_auth audit --help)"),
+    for name, help_text in (*ADMIN_GROUPS.items(),
                             ("eval", "accuracy on LFW and WIDER FACE (faceauth eval --help)")):
         commands.add_parser(name, help=help_text, add_help=False).add_argument("rest", nargs=argparse.REMAINDER)
     return root
@@ -84,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command in ("keys", "db", "templates", "audit"):
+    if args.command in ADMIN_GROUPS:
         return admin.main([args.command, *args.rest])
     if args.command == "eval":
         return _eval(args.rest)

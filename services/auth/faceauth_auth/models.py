@@ -111,7 +111,9 @@ class LoginAttempt(Base):
     """A face-login decision, kept for the lockout and as an audit trail (the distance stays here)."""
 
     __tablename__ = "login_attempts"
-    __table_args__ = (sa.Index("ix_login_attempts_lookup", "application_id", "external_user_id", "created_at"),)
+    __table_args__ = (sa.Index("ix_login_attempts_lookup", "application_id", "external_user_id", "created_at"),
+                      # Retention deletes the oldest rows across every user (faceauth_auth.retention).
+                      sa.Index("ix_login_attempts_created_at", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id", ondelete="CASCADE"))

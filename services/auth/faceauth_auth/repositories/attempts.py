@@ -26,6 +26,17 @@ def failures_since(session: Session, application_id: int, user_id: str, since: d
     return list(session.scalars(query.order_by(LoginAttempt.created_at)))
 
 
+def delete_batch_before(session: Session, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest attempts made before ``cutoff``; how many were deleted."""
+    oldest = sa.select(LoginAttempt.id).where(LoginAttempt.created_at < cutoff).order_by(
+        LoginAttempt.created_at).limit(limit)
+    # Selected first: MySQL-style "DELETE ... WHERE id IN (SELECT ... LIMIT)" is not portable.
+    ids = list(session.scalars(oldest))
+    if ids:
+        session.execute(sa.delete(LoginAttempt).where(LoginAttempt.id.in_(ids)))
+    return len(ids)
+
+
 def delete_for_user(session: Session, application_id: int, user_id: str) -> None:
     session.execute(sa.delete(LoginAttempt).where(LoginAttempt.application_id == application_id,
                                                   LoginAttempt.external_user_id == user_id))

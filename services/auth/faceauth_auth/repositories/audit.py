@@ -22,6 +22,7 @@ class Event(StrEnum):
     API_KEY_CREATED = "api_key_created"
     API_KEY_REVOKED = "api_key_revoked"
     TEMPLATE_KEY_ROTATED = "template_key_rotated"
+    LOGIN_ATTEMPTS_PRUNED = "login_attempts_pruned"
 
 
 @dataclass(frozen=True)
