@@ -232,15 +232,15 @@ def test_every_environment_variable_is_read_by_its_service(values_set: str) -> N
     sources = {"detector": source_text("libs/faceauth", "services/detector"),
                "embedder": source_text("libs/faceauth", "services/embedder"),
                "auth": source_text("libs/faceauth", "services/auth")}
-    sources["migrations"] = sources["auth"]
-    for kind in ("Deployment", "Job"):
-        for obj in of_kind(objects, kind):
-            component = obj["metadata"]["labels"]["app.kubernetes.io/component"]
-            for spec in obj["spec"]["template"]["spec"]["containers"]:
-                for name in env_of(spec):
-                    if name in EXTERNAL_ENV or name == "TF_FORCE_GPU_ALLOW_GROWTH":
-                        continue
-                    assert re.search(f"[\"']{name}[\"']", sources[component]), f"{component} never reads {name}"
+    sources["migrations"] = sources["attempts-prune"] = sources["auth"]
+    for where, pod in pod_specs(objects):
+        component = next(obj for obj in objects if f"{obj['kind']}/{obj['metadata']['name']}" == where)[
+            "metadata"]["labels"]["app.kubernetes.io/component"]
+        for spec in pod["containers"]:
+            for name in env_of(spec):
+                if name in EXTERNAL_ENV or name == "TF_FORCE_GPU_ALLOW_GROWTH":
+                    continue
+                assert re.search(f"[\"']{name}[\"']", sources[component]), f"{component} never reads {name}"
 
 
 def test_chart_defaults_are_the_services_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -374,6 +374,23 @@ def test_migrations_run_in_a_hook_job_before_auth_starts() -> None:
     without_job = render("default", ("auth.migrations.enabled=false",))
     assert not of_kind(without_job, "Job")
     assert env_of(container(deployment(without_job, "auth"), "auth"))["FACEAUTH_MIGRATE_ON_START"] == "true"
+
+
+def test_old_login_attempts_are_pruned_daily_with_auth_settings() -> None:
+    objects = render("default", ("auth.attemptsPrune.keepDays=14", "auth.extraEnv[0].name=FACEAUTH_LOCKOUT_WINDOW",
+                                 "auth.extraEnv[0].value=600"))
+    cron = named(objects, "CronJob", f"{RELEASE}-attempts-prune")
+    assert cron["spec"]["schedule"] == "17 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (prune,) = pod["containers"]
+    assert prune["command"] == ["python", "-m", "faceauth_auth", "attempts", "prune", "--keep-days", "14"]
+    auth = container(deployment(objects, "auth"), "auth")
+    assert prune["image"] == auth["image"]
+    # The lockout window comes from the same place as the auth pods', so pruning never lifts a lockout.
+    assert env_of(prune)["FACEAUTH_LOCKOUT_WINDOW"] == env_of(auth)["FACEAUTH_LOCKOUT_WINDOW"] == 600
+    assert env_of(prune)["FACEAUTH_DATABASE_URL"] == env_of(auth)["FACEAUTH_DATABASE_URL"]
+    assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
+    assert not of_kind(render("default", ("auth.attemptsPrune.enabled=false",)), "CronJob")
 
 
 @pytest.mark.parametrize("values_set", VALUES_SETS)

@@ -98,6 +98,8 @@ def pod_specs(objects: tuple[Manifest, ...]) -> Iterator[tuple[str, Manifest]]:
     for obj in objects:
         if obj["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
             yield f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"]["spec"]
+        elif obj["kind"] == "CronJob":
+            yield f"CronJob/{obj['metadata']['name']}", obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
 
 def container(deployment: Manifest, name: str) -> Manifest:

@@ -1,7 +1,17 @@
 {{/*
 Helpers shared by every template. Component helpers take a dict: ctx (the root context) and
-component ("detector", "embedder", "auth" or "migrations" for the Job).
+component ("detector", "embedder", "auth", or one of auth's jobs: "migrations", "attempts-prune").
 */}}
+
+{{/* auth's Job and CronJob: the auth image and values, a pod that runs one command and ends. */}}
+{{- define "faceauth.authJobs" -}}
+["migrations", "attempts-prune"]
+{{- end -}}
+
+{{/* Where a component's settings live in values: auth's jobs use auth's. */}}
+{{- define "faceauth.valuesKey" -}}
+{{- ternary "auth" .component (has .component (include "faceauth.authJobs" .ctx | fromJsonArray)) -}}
+{{- end -}}
 
 {{/* The model servers; auth calls both over gRPC. */}}
 {{- define "faceauth.modelServers" -}}
@@ -112,7 +122,7 @@ true
 {{/* Image reference of a component: registry/repository:tag[-gpu] or registry/repository@digest. */}}
 {{- define "faceauth.image" -}}
 {{- $root := .ctx -}}
-{{- $image := (index $root.Values (.component | replace "migrations" "auth")).image -}}
+{{- $image := (index $root.Values (include "faceauth.valuesKey" .)).image -}}
 {{- $registry := $root.Values.global.imageRegistry | default $root.Values.image.registry -}}
 {{- $repository := ternary (printf "%s/%s" $registry $image.repository) $image.repository (ne $registry "") -}}
 {{- if $image.digest -}}
@@ -153,12 +163,16 @@ scheduling (GPU placement for model servers on GPUs) and the grace period.
 */}}
 {{- define "faceauth.podSpecCommon" -}}
 {{- $root := .ctx -}}
-{{- $values := index $root.Values (.component | replace "migrations" "auth") -}}
+{{- $values := index $root.Values (include "faceauth.valuesKey" .) -}}
+{{- $job := has .component (include "faceauth.authJobs" $root | fromJsonArray) -}}
 {{- $gpu := include "faceauth.gpu" . -}}
 {{- if eq .component "migrations" }}
 {{- with $values.migrations.serviceAccountName }}
 serviceAccountName: {{ . }}
 {{- end }}
+automountServiceAccountToken: false
+{{- else if $job }}
+serviceAccountName: {{ include "faceauth.serviceAccountName" $root }}
 automountServiceAccountToken: false
 {{- else }}
 serviceAccountName: {{ include "faceauth.serviceAccountName" $root }}
@@ -174,7 +188,7 @@ imagePullSecrets:
 securityContext:
   {{- omit $root.Values.podSecurityContext "enabled" | toYaml | nindent 2 }}
 {{- end }}
-{{- if ne .component "migrations" }}
+{{- if not $job }}
 {{- $nodeSelector := $values.nodeSelector | default dict }}
 {{- $tolerations := $values.tolerations | default list }}
 {{- if $gpu }}
@@ -294,7 +308,7 @@ template:
 {{- .Values.auth.jwt.existingSecret | default (printf "%s-jwt" (include "faceauth.fullname" .)) -}}
 {{- end -}}
 
-{{/* Environment shared by the auth container and the migration Job. */}}
+{{/* Environment shared by the auth container and auth's jobs. */}}
 {{- define "faceauth.authEnv" -}}
 - name: FACEAUTH_DATABASE_URL
   valueFrom:
