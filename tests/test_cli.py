@@ -43,7 +43,12 @@ def test_a_missing_api_key_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     assert "API key" in capsys.readouterr().err
 
 
-def test_admin_commands_pass_through(tmp_path: Path) -> None:
+def test_admin_commands_pass_through(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as helped:
+        main(["attempts", "--help"])
+    assert helped.value.code == 0 and "prune" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["users", "show", "anyone", "--no-such-option"])
     assert main(["keys", "generate-jwt", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "current.pem").exists() and (tmp_path / "next.pem").exists()
     assert main(["keys", "generate-template-key", "--out", str(tmp_path / "template.key")]) == 0

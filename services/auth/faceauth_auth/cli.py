@@ -89,11 +89,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    commands = parser()
+    # Options right after a passed-through command (``faceauth audit --help``) are not part of its
+    # REMAINDER for argparse; they come back unknown and go to the command with the rest.
+    args, unknown = commands.parse_known_args(argv)
     if args.command in ADMIN_GROUPS:
-        return admin.main([args.command, *args.rest])
+        return admin.main([args.command, *unknown, *args.rest])
     if args.command == "eval":
-        return _eval(args.rest)
+        return _eval([*unknown, *args.rest])
+    if unknown:
+        commands.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not args.api_key:
         print("faceauth: give an API key with --api-key or FACEAUTH_API_KEY", file=sys.stderr)
         return 2
