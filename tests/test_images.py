@@ -40,7 +40,8 @@ def test_exif_orientation_is_applied(lfw: Path) -> None:
     photo = Image.open(next((lfw / "images").glob("A*/*.jpg"))).crop((0, 0, 250, 100))
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
-    assert decode_image(_encode(photo, "JPEG", exif=exif)).shape == (250, 100, 3)
+    for fmt in ("JPEG", "PNG", "WEBP"):
+        assert decode_image(_encode(photo, fmt, exif=exif)).shape == (250, 100, 3), fmt
 
 
 def _png_header_only(width: int, height: int) -> bytes:

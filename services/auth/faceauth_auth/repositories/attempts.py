@@ -30,7 +30,7 @@ def delete_batch_before(session: Session, cutoff: datetime, limit: int) -> int:
     """Delete up to ``limit`` of the oldest attempts made before ``cutoff``; how many were deleted."""
     oldest = sa.select(LoginAttempt.id).where(LoginAttempt.created_at < cutoff).order_by(
         LoginAttempt.created_at).limit(limit)
-    # Selected first: MySQL-style "DELETE ... WHERE id IN (SELECT ... LIMIT)" is not portable.
+    # Ids first: not every database takes LIMIT in a DELETE's subquery.
     ids = list(session.scalars(oldest))
     if ids:
         session.execute(sa.delete(LoginAttempt).where(LoginAttempt.id.in_(ids)))
