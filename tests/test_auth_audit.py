@@ -119,6 +119,20 @@ def test_listing_filters_pages_and_keeps_applications_apart(http: FlaskClient,
     assert _events(http, theirs, user_id="alice") == []
 
 
+@pytest.mark.parametrize(("hops", "recorded"), [(0, "10.0.0.5"), (1, "203.0.113.9"), (2, "198.51.100.7")])
+def test_the_client_address_behind_trusted_proxies(make_app: Callable[..., Any],
+                                                   new_application: Callable[[], Application], photo: Photo,
+                                                   hops: int, recorded: str) -> None:
+    """X-Forwarded-For counts only for the proxies trusted (FACEAUTH_TRUSTED_PROXY_HOPS): a client can
+    write anything at its start, so with no trusted proxy the header is ignored."""
+    http = make_app(trusted_proxy_hops=hops).test_client()
+    headers = {**new_application().headers, "X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
+    assert http.post("/auth/face-register", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.5"},
+                     **upload("alice", photo(ALICE, 2))).status_code == 201
+    (enrolment, _) = _events(http, headers)
+    assert enrolment["event"] == "enrolment" and enrolment["client_address"] == recorded
+
+
 @pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "501"}, {"limit": "ten"}, {"limit": "²"},
                                    {"before": "-1"}, {"event": "party"}, {"since": "yesterday"},
                                    {"since": "0001-01-01T00:00:00+01:00"},

@@ -376,6 +376,15 @@ def test_migrations_run_in_a_hook_job_before_auth_starts() -> None:
     assert env_of(container(deployment(without_job, "auth"), "auth"))["FACEAUTH_MIGRATE_ON_START"] == "true"
 
 
+@pytest.mark.parametrize(("settings", "hops"), [((), "0"), (("ingress.enabled=true",), "1"),
+                                               (("ingress.enabled=true", "auth.trustedProxyHops=2"), "2"),
+                                               (("auth.trustedProxyHops=0",), "0")])
+def test_forwarded_client_addresses_are_trusted_behind_the_ingress_only(settings: tuple[str, ...],
+                                                                       hops: str) -> None:
+    auth = container(deployment(render("default", settings), "auth"), "auth")
+    assert env_of(auth)["FACEAUTH_TRUSTED_PROXY_HOPS"] == hops
+
+
 def test_old_login_attempts_are_pruned_daily_with_auth_settings() -> None:
     objects = render("default", ("auth.attemptsPrune.keepDays=14", "auth.extraEnv[0].name=FACEAUTH_LOCKOUT_WINDOW",
                                  "auth.extraEnv[0].value=600"))

@@ -65,6 +65,7 @@ RULES: dict[str, dict[str, Any]] = {
     "auth.database.statementTimeoutSeconds": {"type": "number", "minimum": 0},
     "detector.livenessModel": {"type": "string", "enum": ["liveness", "antispoof"]},
     "auth.migrations.backoffLimit": NONNEG, "auth.migrations.activeDeadlineSeconds": POS,
+    "auth.trustedProxyHops": {"anyOf": [{"type": "string", "enum": ["auto"]}, NONNEG]},
     "auth.attemptsPrune.keepDays": {"type": "number", "minimum": 0, "maximum": 36500},
     "auth.attemptsPrune.schedule": {"type": "string", "minLength": 9},
     "auth.attemptsPrune.backoffLimit": NONNEG, "auth.attemptsPrune.activeDeadlineSeconds": POS,

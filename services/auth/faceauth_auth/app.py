@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from faceauth.grpc.client import DetectorClient, EmbedderClient
 from faceauth_auth import admission, authn, errors, migrate, observability, ratelimit, templatecrypto
@@ -33,6 +34,9 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fla
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    if settings.trusted_proxy_hops > 0:
+        # request.remote_addr becomes the address the nearest trusted proxy saw, not the proxy's own.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = Services(settings, Database(engine, vector_search=not templates.encrypting), pipeline,
                                          tokens, LockoutPolicy(settings.lockout_max_failures, settings.lockout_window),
                                          templates)

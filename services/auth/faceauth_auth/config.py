@@ -38,6 +38,10 @@ class Settings:
     lockout_window: float = 900.0  # seconds
     rate_limit: str = "600 per minute"  # per application (per client address before authentication)
     rate_limit_storage_uri: str = "memory://"
+    # Reverse proxies in front that append to X-Forwarded-For (the Ingress controller: 1). Their count
+    # decides which address is the client's, for the audit log and the per-address rate limit; 0
+    # ignores the header, as anyone can send it.
+    trusted_proxy_hops: int = 0
     hnsw_ef_search: int = 100
     max_inflight: int = 8  # face requests in progress at once per worker process; more wait, then 503
     admission_wait: float = 0.25  # seconds a face request may wait for a slot
@@ -78,6 +82,7 @@ class Settings:
             lockout_window=env_float("FACEAUTH_LOCKOUT_WINDOW", cls.lockout_window),
             rate_limit=env_str("FACEAUTH_RATE_LIMIT", cls.rate_limit),
             rate_limit_storage_uri=env_str("FACEAUTH_RATE_LIMIT_STORAGE_URI", cls.rate_limit_storage_uri),
+            trusted_proxy_hops=env_int("FACEAUTH_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
             hnsw_ef_search=env_int("FACEAUTH_HNSW_EF_SEARCH", cls.hnsw_ef_search),
             max_inflight=env_int("FACEAUTH_MAX_INFLIGHT", cls.max_inflight),
             admission_wait=env_float("FACEAUTH_ADMISSION_WAIT", cls.admission_wait),

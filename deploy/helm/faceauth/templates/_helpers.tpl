@@ -324,6 +324,16 @@ template:
 {{- end }}
 {{- end -}}
 
+{{/* Proxies that append to X-Forwarded-For in front of auth: the value, or for "auto" 1 behind the chart's Ingress, else 0. */}}
+{{- define "faceauth.trustedProxyHops" -}}
+{{- $hops := .Values.auth.trustedProxyHops -}}
+{{- if eq (toString $hops) "auto" -}}
+{{- ternary 1 0 .Values.ingress.enabled -}}
+{{- else -}}
+{{- $hops -}}
+{{- end -}}
+{{- end -}}
+
 {{/* JWT issuer: the value, else the public URL when the Ingress is on, else "faceauth". */}}
 {{- define "faceauth.jwtIssuer" -}}
 {{- if .Values.auth.jwt.issuer -}}
