@@ -33,6 +33,7 @@ from tests.helm.support import (
     env_of,
     named,
     of_kind,
+    pod_spec,
     pod_specs,
     render,
     render_notes,
@@ -233,9 +234,10 @@ def test_every_environment_variable_is_read_by_its_service(values_set: str) -> N
                "embedder": source_text("libs/faceauth", "services/embedder"),
                "auth": source_text("libs/faceauth", "services/auth")}
     sources["migrations"] = sources["attempts-prune"] = sources["auth"]
-    for where, pod in pod_specs(objects):
-        component = next(obj for obj in objects if f"{obj['kind']}/{obj['metadata']['name']}" == where)[
-            "metadata"]["labels"]["app.kubernetes.io/component"]
+    for obj in objects:
+        if (pod := pod_spec(obj)) is None:
+            continue
+        component = obj["metadata"]["labels"]["app.kubernetes.io/component"]
         for spec in pod["containers"]:
             for name in env_of(spec):
                 if name in EXTERNAL_ENV or name == "TF_FORCE_GPU_ALLOW_GROWTH":
@@ -390,7 +392,8 @@ def test_old_login_attempts_are_pruned_daily_with_auth_settings() -> None:
                                  "auth.extraEnv[0].value=600"))
     cron = named(objects, "CronJob", f"{RELEASE}-attempts-prune")
     assert cron["spec"]["schedule"] == "17 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
-    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    pod = pod_spec(cron)
+    assert pod is not None
     (prune,) = pod["containers"]
     assert prune["command"] == ["python", "-m", "faceauth_auth", "attempts", "prune", "--keep-days", "14"]
     auth = container(deployment(objects, "auth"), "auth")

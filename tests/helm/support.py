@@ -93,13 +93,20 @@ def component_name(component: str) -> str:
     return f"{RELEASE}-{component}"
 
 
+def pod_spec(obj: Manifest) -> Manifest | None:
+    """The pod spec of a workload (a CronJob's sits in its job template), or None for other kinds."""
+    if obj["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
+        return dict(obj["spec"]["template"]["spec"])
+    if obj["kind"] == "CronJob":
+        return dict(obj["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+    return None
+
+
 def pod_specs(objects: tuple[Manifest, ...]) -> Iterator[tuple[str, Manifest]]:
     """(kind/name, pod spec) of every workload."""
     for obj in objects:
-        if obj["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
-            yield f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"]["spec"]
-        elif obj["kind"] == "CronJob":
-            yield f"CronJob/{obj['metadata']['name']}", obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        if (spec := pod_spec(obj)) is not None:
+            yield f"{obj['kind']}/{obj['metadata']['name']}", spec
 
 
 def container(deployment: Manifest, name: str) -> Manifest:
