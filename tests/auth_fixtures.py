@@ -17,10 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.engine import make_url
 
 from faceauth.grpc.launch import ServiceProcess
 from faceauth_auth import apikeys
@@ -29,7 +27,7 @@ from faceauth_auth.config import Settings
 from faceauth_auth.db import Database
 from faceauth_auth.templatecrypto import generate_key_file
 from faceauth_auth.tokens import write_key_pair
-from tests.auth_helpers import Application, Headers, ModelServices, serving
+from tests.auth_helpers import Application, Headers, ModelServices, scratch_database, serving
 
 
 @pytest.fixture(scope="session")
@@ -52,17 +50,8 @@ def model_services(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="session")
 def auth_database_url(postgres_url: str) -> Iterator[str]:
-    """A database of its own on the real Postgres, dropped at the end, so parallel runs never collide."""
-    name = f"faceauth_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'create database "{name}"'))
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-        admin.dispose()
+    with scratch_database(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from flask import Flask
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from sqlalchemy.engine import make_url
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import TestResponse
 
@@ -111,6 +112,21 @@ def serving(app: Flask) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(5)
+
+
+@contextmanager
+def scratch_database(postgres_url: str) -> Iterator[str]:
+    """A database of its own on the real Postgres, dropped at the end, so parallel runs never collide."""
+    name = f"faceauth_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'create database "{name}"'))
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        admin.dispose()
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from tests.auth_helpers import (
     body,
     error_code,
     own_pgserver,
+    scratch_database,
     sqlalchemy_url,
     upload,
 )
@@ -63,10 +64,10 @@ def pgvector_url() -> Iterator[str]:
         yield sqlalchemy_url(server)
 
 
-def test_migrations_upgrade_downgrade_and_upgrade_again(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path}/nested/faceauth.db")
+def _migrate_down_and_up(engine: sa.Engine) -> None:
+    """Upgrade (twice: the second has nothing to do), downgrade to nothing, upgrade again."""
     migrate.upgrade(engine)
-    migrate.upgrade(engine)  # nothing left to do
+    migrate.upgrade(engine)
     assert set(sa.inspect(engine).get_table_names()) >= TABLES
     config = Config()
     config.set_main_option("script_location", str(migrate.MIGRATIONS))
@@ -75,7 +76,21 @@ def test_migrations_upgrade_downgrade_and_upgrade_again(tmp_path: Path) -> None:
         command.downgrade(config, "base")
     assert not TABLES & set(sa.inspect(engine).get_table_names())
     migrate.upgrade(engine)
+
+
+def test_migrations_upgrade_downgrade_and_upgrade_again(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/nested/faceauth.db")
+    _migrate_down_and_up(engine)
     assert Database(engine).vector_dimensions is None
+
+
+def test_migrations_downgrade_and_upgrade_again_on_postgres(postgres_url: str) -> None:
+    with scratch_database(postgres_url) as url:
+        engine = create_engine(url)
+        try:
+            _migrate_down_and_up(engine)
+        finally:
+            engine.dispose()
 
 
 def test_migrations_build_the_schema_the_models_describe(auth_db: Database) -> None:
