@@ -113,7 +113,7 @@ def test_strict_validation_catches_unknown_fields() -> None:
 def test_schema_rejects_typos_and_bad_values() -> None:
     for setting in ("detector.replicas=3", "auth.logLevel=LOUD", "embedder.podAntiAffinityPreset=maybe",
                     "metrics.prometheusRule.http5xxRatio=2", "auth.livenessPolicy=maybe",
-                    "detector.livenessModel=none", "auth.maxInflight=0"):
+                    "detector.livenessModel=none", "auth.maxInflight=0", "auth.auditPrune.keepDays=30"):
         result = subprocess.run([tool("helm"), "template", RELEASE, str(CHART), f"--set={setting}"],
                                 capture_output=True, text=True, check=False)
         assert result.returncode != 0 and "schema" in result.stderr, setting
@@ -233,7 +233,7 @@ def test_every_environment_variable_is_read_by_its_service(values_set: str) -> N
     sources = {"detector": source_text("libs/faceauth", "services/detector"),
                "embedder": source_text("libs/faceauth", "services/embedder"),
                "auth": source_text("libs/faceauth", "services/auth")}
-    sources["migrations"] = sources["attempts-prune"] = sources["auth"]
+    sources["migrations"] = sources["attempts-prune"] = sources["audit-prune"] = sources["auth"]
     for obj in objects:
         if (pod := pod_spec(obj)) is None:
             continue
@@ -387,22 +387,27 @@ def test_forwarded_client_addresses_are_trusted_behind_the_ingress_only(settings
     assert env_of(auth)["FACEAUTH_TRUSTED_PROXY_HOPS"] == hops
 
 
-def test_old_login_attempts_are_pruned_daily_with_auth_settings() -> None:
-    objects = render("default", ("auth.attemptsPrune.keepDays=14", "auth.extraEnv[0].name=FACEAUTH_LOCKOUT_WINDOW",
+@pytest.mark.parametrize(("component", "values", "group", "schedule"), [
+    ("attempts-prune", "attemptsPrune", "attempts", "17 3 * * *"),
+    ("audit-prune", "auditPrune", "audit", "47 3 * * *")])
+def test_retention_runs_daily_with_auth_settings(component: str, values: str, group: str, schedule: str) -> None:
+    objects = render("default", (f"auth.{values}.keepDays=400", "auth.extraEnv[0].name=FACEAUTH_LOCKOUT_WINDOW",
                                  "auth.extraEnv[0].value=600"))
-    cron = named(objects, "CronJob", f"{RELEASE}-attempts-prune")
-    assert cron["spec"]["schedule"] == "17 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    cron = named(objects, "CronJob", f"{RELEASE}-{component}")
+    assert cron["spec"]["schedule"] == schedule and cron["spec"]["concurrencyPolicy"] == "Forbid"
     pod = pod_spec(cron)
     assert pod is not None
     (prune,) = pod["containers"]
-    assert prune["command"] == ["python", "-m", "faceauth_auth", "attempts", "prune", "--keep-days", "14"]
+    assert prune["command"] == ["python", "-m", "faceauth_auth", group, "prune", "--keep-days", "400"]
     auth = container(deployment(objects, "auth"), "auth")
     assert prune["image"] == auth["image"]
     # The lockout window comes from the same place as the auth pods', so pruning never lifts a lockout.
     assert env_of(prune)["FACEAUTH_LOCKOUT_WINDOW"] == env_of(auth)["FACEAUTH_LOCKOUT_WINDOW"] == 600
     assert env_of(prune)["FACEAUTH_DATABASE_URL"] == env_of(auth)["FACEAUTH_DATABASE_URL"]
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
-    assert not of_kind(render("default", ("auth.attemptsPrune.enabled=false",)), "CronJob")
+    others = {cronjob["metadata"]["name"] for cronjob in of_kind(render("default", (f"auth.{values}.enabled=false",)),
+                                                                 "CronJob")}
+    assert f"{RELEASE}-{component}" not in others and len(others) == 1
 
 
 @pytest.mark.parametrize("values_set", VALUES_SETS)

@@ -1,5 +1,6 @@
 """Management commands: ``python -m faceauth_auth {db upgrade | apps liveness | keys create | keys revoke |
-keys generate-jwt | keys generate-template-key | templates reencrypt | attempts prune | audit list}``.
+keys generate-jwt | keys generate-template-key | templates reencrypt | attempts prune | audit list |
+audit prune}``.
 
 They read the same FACEAUTH_* variables as the service (FACEAUTH_DATABASE_URL above all).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from faceauth_auth.models import AuditEvent
 from faceauth_auth.reencrypt import reencrypt
 from faceauth_auth.repositories import applications, audit
 from faceauth_auth.repositories.audit import Event
-from faceauth_auth.retention import prune_login_attempts
+from faceauth_auth.retention import AUDIT_MIN_KEEP, prune_audit_events, prune_login_attempts
 from faceauth_auth.templatecrypto import TemplateDecryptionError
 
 
@@ -100,6 +102,12 @@ def attempts_prune(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def audit_prune(settings: Settings, args: argparse.Namespace) -> int:
+    deleted, cutoff = prune_audit_events(_database(settings), timedelta(days=args.keep_days), args.batch_size)
+    print(f"{deleted} audit events older than {cutoff.isoformat(timespec='seconds')} deleted")
+    return 0
+
+
 def _event_json(event: AuditEvent) -> str:
     return json.dumps({column.key: getattr(event, column.key) for column in AuditEvent.__table__.columns},
                       default=str)
@@ -118,11 +126,14 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _days(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 36500:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"{text} is not a number of days from 0 to 36500")
-    return value
+def _days_from(minimum: float) -> Callable[[str], float]:
+    """An argparse type: a number of days from ``minimum`` to 100 years."""
+    def days(text: str) -> float:
+        value = float(text)
+        if not minimum <= value <= 36500:  # also refuses nan and inf
+            raise argparse.ArgumentTypeError(f"{text} is not a number of days from {minimum:g} to 36500")
+        return value
+    return days
 
 
 def _positive_int(text: str) -> int:
@@ -172,7 +183,7 @@ def parser() -> argparse.ArgumentParser:
         dest="command", required=True)
     prune = login_attempts.add_parser("prune", help="delete login attempts older than --keep-days (never those "
                                       "inside FACEAUTH_LOCKOUT_WINDOW), in batches; run it daily")
-    prune.add_argument("--keep-days", type=_days, default=30.0,
+    prune.add_argument("--keep-days", type=_days_from(0), default=30.0,
                        help="days of login attempts to keep (default 30)")
     prune.add_argument("--batch-size", type=_positive_int, default=5000, help="rows per transaction")
     prune.set_defaults(run=attempts_prune)
@@ -185,6 +196,12 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--before", type=int, help="only events with a smaller id (the next page)")
     listing.add_argument("--limit", type=int, default=100)
     listing.set_defaults(run=audit_list)
+    prune_log = log.add_parser("prune", help="delete audit events older than --keep-days, in batches, each "
+                               "batch audited; run it daily")
+    prune_log.add_argument("--keep-days", type=_days_from(AUDIT_MIN_KEEP.days), default=365.0,
+                           help=f"days of audit events to keep (default 365, at least {AUDIT_MIN_KEEP.days})")
+    prune_log.add_argument("--batch-size", type=_positive_int, default=5000, help="rows per transaction")
+    prune_log.set_defaults(run=audit_prune)
     return root
 
 

@@ -125,14 +125,16 @@ class LoginAttempt(Base):
 
 
 class AuditEvent(Base):
-    """Something that happened to an application's users, faces or keys; append-only (database triggers).
+    """Something that happened to an application's users, faces or keys; append-only (database triggers)
+    but for retention, which may delete events older than 30 days.
 
     Holds user ids, decisions and distances but never an embedding or a photo.
     """
 
     __tablename__ = "audit_events"
     __table_args__ = (sa.Index("ix_audit_events_application", "application_id", "id"),
-                      sa.Index("ix_audit_events_user", "application_id", "external_user_id", "id"))
+                      sa.Index("ix_audit_events_user", "application_id", "external_user_id", "id"),
+                      sa.Index("ix_audit_events_created_at", "created_at"))
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

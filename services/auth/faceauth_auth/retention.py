@@ -1,34 +1,60 @@
-"""Retention of login attempts: delete those older than a number of days, in batches.
+"""Retention: delete login attempts and audit events older than a number of days, in batches.
 
-Every face login adds a row (the lockout's memory, with the decision's distance), so without
-pruning the table grows for ever, also with rows for user ids that never log in again. The lockout
-only reads the last ``FACEAUTH_LOCKOUT_WINDOW`` seconds, so rows inside that window are always kept.
-One transaction per batch keeps locks short and lets a stopped run be started again; each batch
-records an audit event, as deleting security records should be.
+Every face login adds a login attempt (the lockout's memory, with the decision's distance) and an
+audit event, so without pruning both tables grow for ever, also with rows for user ids that never
+log in again, which is personal data kept past its use. The lockout only reads the last
+``FACEAUTH_LOCKOUT_WINDOW`` seconds, so attempts inside that window are always kept; audit events
+are kept at least ``AUDIT_MIN_KEEP``. One transaction per batch keeps locks short and lets a
+stopped run be started again; each batch records an audit event, as deleting security records should.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from faceauth_auth.db import Database
 from faceauth_auth.repositories import attempts, audit
 from faceauth_auth.repositories.audit import Event
 
+# Security logs stay at least 90 days (CIS Controls v8, safeguard 8.10); the database's own floor is lower.
+AUDIT_MIN_KEEP = timedelta(days=90)
+
 
 def prune_login_attempts(db: Database, keep: timedelta, lockout_window: timedelta, batch_size: int = 5000,
                          now: datetime | None = None) -> tuple[int, datetime]:
     """Delete login attempts older than ``keep`` (never inside the lockout window); (rows deleted, cutoff)."""
-    if keep < timedelta(0) or batch_size < 1:
-        raise ValueError("keep must not be negative and batch_size must be positive")
+    if keep < timedelta(0):
+        raise ValueError("keep must not be negative")
     cutoff = (now or datetime.now(UTC)) - max(keep, lockout_window)
+    return _prune(db, attempts.delete_batch_before, cutoff, batch_size, Event.LOGIN_ATTEMPTS_PRUNED,
+                  "login attempts"), cutoff
+
+
+def prune_audit_events(db: Database, keep: timedelta, batch_size: int = 5000,
+                       now: datetime | None = None) -> tuple[int, datetime]:
+    """Delete audit events older than ``keep`` (at least ``AUDIT_MIN_KEEP``); (rows deleted, cutoff)."""
+    if keep < AUDIT_MIN_KEEP:
+        raise ValueError(f"audit events are kept at least {AUDIT_MIN_KEEP.days} days")
+    cutoff = (now or datetime.now(UTC)) - keep
+    return _prune(db, audit.delete_batch_before, cutoff, batch_size, Event.AUDIT_EVENTS_PRUNED,
+                  "audit events"), cutoff
+
+
+def _prune(db: Database, delete_batch: Callable[[Session, datetime, int], int], cutoff: datetime,
+           batch_size: int, event: Event, what: str) -> int:
+    """Delete batches until one comes back short, each with its audit event; how many rows went."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
     deleted = 0
     while True:
         with db.transaction() as session:
-            count = attempts.delete_batch_before(session, cutoff, batch_size)
+            count = delete_batch(session, cutoff, batch_size)
             if count:
-                audit.record(session, Event.LOGIN_ATTEMPTS_PRUNED, "success", application_id=None,
-                             detail=f"{count} login attempts older than {cutoff.isoformat()} deleted")
+                audit.record(session, event, "success", application_id=None,
+                             detail=f"{count} {what} older than {cutoff.isoformat()} deleted")
         deleted += count
         if count < batch_size:
-            return deleted, cutoff
+            return deleted

@@ -1,11 +1,12 @@
 {{/*
 Helpers shared by every template. Component helpers take a dict: ctx (the root context) and
-component ("detector", "embedder", "auth", or one of auth's jobs: "migrations", "attempts-prune").
+component ("detector", "embedder", "auth", or one of auth's jobs: "migrations", "attempts-prune",
+"audit-prune").
 */}}
 
 {{/* auth's Job and CronJob: the auth image and values, a pod that runs one command and ends. */}}
 {{- define "faceauth.authJobs" -}}
-["migrations", "attempts-prune"]
+["migrations", "attempts-prune", "audit-prune"]
 {{- end -}}
 
 {{/* Where a component's settings live in values: auth's jobs use auth's. */}}

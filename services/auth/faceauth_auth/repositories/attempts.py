@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from faceauth_auth.models import LoginAttempt
+from faceauth_auth.repositories import oldest
 
 
 def add(session: Session, application_id: int, user_id: str, succeeded: bool, distance: float | None) -> None:
@@ -28,13 +29,7 @@ def failures_since(session: Session, application_id: int, user_id: str, since: d
 
 def delete_batch_before(session: Session, cutoff: datetime, limit: int) -> int:
     """Delete up to ``limit`` of the oldest attempts made before ``cutoff``; how many were deleted."""
-    oldest = sa.select(LoginAttempt.id).where(LoginAttempt.created_at < cutoff).order_by(
-        LoginAttempt.created_at).limit(limit)
-    # Ids first: not every database takes LIMIT in a DELETE's subquery.
-    ids = list(session.scalars(oldest))
-    if ids:
-        session.execute(sa.delete(LoginAttempt).where(LoginAttempt.id.in_(ids)))
-    return len(ids)
+    return oldest.delete_oldest(session, LoginAttempt, cutoff, limit)
 
 
 def delete_for_user(session: Session, application_id: int, user_id: str) -> None:

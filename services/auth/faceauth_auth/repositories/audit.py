@@ -1,15 +1,24 @@
-"""The audit log: appended to in the transaction of the change it records, never updated or deleted."""
+"""The audit log: appended to in the transaction of the change it records, never updated.
+
+Database triggers refuse every UPDATE and TRUNCATE, and every DELETE but retention's
+(``delete_batch_before``): on PostgreSQL only in a transaction that set ``faceauth.audit_prune``,
+and on every database only of events older than ``PRUNE_FLOOR`` (migration 0006).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from faceauth_auth.models import AuditEvent
+from faceauth_auth.repositories import oldest
+
+# The database refuses to delete younger events, whoever asks (the triggers of migration 0006).
+PRUNE_FLOOR = timedelta(days=30)
 
 
 class Event(StrEnum):
@@ -23,6 +32,7 @@ class Event(StrEnum):
     API_KEY_REVOKED = "api_key_revoked"
     TEMPLATE_KEY_ROTATED = "template_key_rotated"
     LOGIN_ATTEMPTS_PRUNED = "login_attempts_pruned"
+    AUDIT_EVENTS_PRUNED = "audit_events_pruned"
 
 
 @dataclass(frozen=True)
@@ -80,3 +90,13 @@ def events(session: Session, wanted: Filter) -> list[AuditEvent]:
     if wanted.before is not None:
         query = query.where(AuditEvent.id < wanted.before)
     return list(session.scalars(query))
+
+
+def delete_batch_before(session: Session, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest events made before ``cutoff``; how many were deleted.
+
+    Only retention calls this: on PostgreSQL it tells the triggers so, for this transaction alone.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.set_config("faceauth.audit_prune", "on", True)))
+    return oldest.delete_oldest(session, AuditEvent, cutoff, limit)
