@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,20 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--shared", default=str(PROJECT_ROOT.parent / "shared"),
                      help="folder holding datasets/ (lfw, wider_face, antispoof_print)")
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_kept() -> Iterator[None]:
+    """Put the root logger back after each test.
+
+    Commands under test (``main()``) point it at the stdout pytest captured, which is closed by the
+    time pgserver's exit hook logs: Python then printed "Logging error" tracebacks after the run.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
