@@ -2,13 +2,13 @@
 
 Database triggers refuse every UPDATE and TRUNCATE, and every DELETE but retention's
 (``delete_batch_before``): on PostgreSQL only in a transaction that set ``faceauth.audit_prune``,
-and on every database only of events older than ``PRUNE_FLOOR`` (migration 0006).
+and on every database only of events older than 30 days (migration 0006).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -16,9 +16,6 @@ from sqlalchemy.orm import Session
 
 from faceauth_auth.models import AuditEvent
 from faceauth_auth.repositories import oldest
-
-# The database refuses to delete younger events, whoever asks (the triggers of migration 0006).
-PRUNE_FLOOR = timedelta(days=30)
 
 
 class Event(StrEnum):
