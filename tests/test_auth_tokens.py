@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
+from flask.testing import FlaskClient
 
 from faceauth_auth.tokens import TokenIssuer, generate_pem, load_key, thumbprint, write_key_pair
 from tests.auth_helpers import ALICE, Application, Photo, body, upload
@@ -38,10 +39,10 @@ def test_tokens_verify_with_the_published_key_and_rotation_keys_are_published(tm
     assert jwks["keys"][0]["kid"] == current.kid and len(jwks["keys"]) == 3
     token = issuer.issue("alice", "shop")
     header = jwt.get_unverified_header(token)
-    assert header["alg"] == algorithm and header["kid"] == current.kid
+    assert header == {"alg": algorithm, "typ": "at+jwt", "kid": current.kid}  # RFC 9068: an access token
     published = jwt.PyJWKSet.from_dict(jwks)[header["kid"]]
     claims = jwt.decode(token, published, algorithms=[algorithm], audience="shop", issuer="faceauth")
-    assert claims["sub"] == "alice"
+    assert claims["sub"] == "alice" and claims["client_id"] == "shop"
     with pytest.raises(jwt.InvalidAudienceError):
         jwt.decode(token, published, algorithms=[algorithm], audience="another-app")
 
@@ -84,3 +85,13 @@ def test_rs256_service_issues_rs256_tokens(make_app: Callable[..., Flask], appli
     assert header["alg"] == "RS256"
     claims = jwt.decode(login["access_token"], keys[header["kid"]], algorithms=["RS256"], audience=application.name)
     assert claims["exp"] - claims["iat"] == 60
+
+
+def test_answers_that_need_a_key_are_never_cached_and_public_ones_may_be(http: FlaskClient,
+                                                                          application: Application) -> None:
+    """Tokens (test_token_hygiene), users, faces and the audit log are one application's: no-store, also on errors."""
+    for answer in (http.get("/v1/users/nobody", headers=application.headers), http.get("/v1/audit"),
+                   http.get("/v1/audit", headers=application.headers)):
+        assert answer.headers["Cache-Control"] == "no-store" and answer.headers["Pragma"] == "no-cache"
+    jwks = http.get("/.well-known/jwks.json").headers  # cached by verifiers for a while, as it should be
+    assert jwks["Cache-Control"] == "public, max-age=300" and "Pragma" not in jwks

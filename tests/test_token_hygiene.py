@@ -43,6 +43,7 @@ class Issued:
     tokens: list[str]
     audience: str
     login: dict[str, Any]  # the first login's JSON answer
+    login_headers: dict[str, str]  # and its HTTP headers
 
     @property
     def claims(self) -> Claims:
@@ -63,10 +64,10 @@ def _hs256(secret: bytes, header: dict[str, Any], claims: Claims) -> str:
     return f"{signing_input}.{_b64(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
 
 
-def _post(url: str, headers: dict[str, str], user_id: str, image: bytes) -> dict[str, Any]:
+def _post(url: str, headers: dict[str, str], user_id: str, image: bytes) -> tuple[dict[str, Any], dict[str, str]]:
     with urllib.request.urlopen(http_upload(url, headers, user_id, image), timeout=60) as response:
         answer: dict[str, Any] = json.loads(response.read())
-        return answer
+        return answer, dict(response.headers)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def issued(served: str, new_application: Callable[[], Application], photo: Photo
     _post(f"{served}/auth/face-register", app.headers, "alice", photo(ALICE, 2))
     logins = [_post(f"{served}/auth/face-login", app.headers, "alice", photo(ALICE, 3 + i % 2))
               for i in range(LOGINS)]
-    return Issued([login["access_token"] for login in logins], app.name, logins[0])
+    return Issued([login["access_token"] for login, _ in logins], app.name, logins[0][0], logins[0][1])
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +91,42 @@ def service_key(jwt_dir: Path) -> SigningKey:
 
 
 def _signed(key: SigningKey, claims: Claims, headers: dict[str, str] | None = None) -> str:
-    """``claims`` with a genuine signature of ``key``, under its kid unless ``headers`` say otherwise."""
+    """``claims`` with a genuine signature of ``key``, an access token's header under its kid unless ``headers``
+    say otherwise."""
     assert key.private_key is not None
     return jwt.encode(claims, key.private_key, algorithm="ES256",
-                      headers={"kid": key.kid} if headers is None else headers)
+                      headers={"typ": "at+jwt", "kid": key.kid} if headers is None else headers)
 
 
 def test_a_genuine_token_verifies_with_the_recipe(issued: Issued, jwks: jwt.PyJWKClient) -> None:
     for token in issued.tokens:
         claims = verify_token(token, jwks, audience=issued.audience)
         assert claims["sub"] == "alice" and claims["iss"] == "faceauth" and claims["amr"] == ["face"]
-    assert jwt.get_unverified_header(issued.tokens[0])["alg"] == "ES256"
+        assert claims["client_id"] == claims["aud"] == issued.audience  # RFC 9068 section 2.2
+    header = jwt.get_unverified_header(issued.tokens[0])
+    assert header["alg"] == "ES256" and header["typ"] == "at+jwt"  # RFC 9068 section 2.1
+
+
+def test_the_token_response_is_never_cached(issued: Issued) -> None:
+    """RFC 6749 section 5.1: a response carrying a token says no-store (and no-cache to HTTP/1.0 caches)."""
+    assert issued.login_headers["Cache-Control"] == "no-store"
+    assert issued.login_headers["Pragma"] == "no-cache"
+
+
+@pytest.mark.parametrize("typ", ["JWT", "", "id+jwt", "at+jwt+x"])
+def test_a_genuinely_signed_jwt_that_is_not_an_access_token_is_rejected(
+        issued: Issued, jwks: jwt.PyJWKClient, service_key: SigningKey, typ: str) -> None:
+    """Another kind of JWT made with the same keys (an ID token, say) must not pass for an access token."""
+    token = _signed(service_key, issued.claims, {"kid": service_key.kid, "typ": typ})  # "": no typ at all
+    assert jwt.get_unverified_header(token).get("typ") == (typ or None)
+    with pytest.raises(jwt.InvalidTokenError, match="typ"):
+        verify_token(token, jwks, audience=issued.audience)
+
+
+def test_the_full_media_type_is_an_access_token_too(issued: Issued, jwks: jwt.PyJWKClient,
+                                                    service_key: SigningKey) -> None:
+    token = _signed(service_key, issued.claims, {"kid": service_key.kid, "typ": "Application/AT+JWT"})
+    assert verify_token(token, jwks, audience=issued.audience)["sub"] == "alice"
 
 
 def test_every_token_has_its_own_jti(issued: Issued) -> None:

@@ -2,6 +2,10 @@
 
 The key comes as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. It is checked before the
 rate limiter runs, so limits apply per application rather than per address.
+
+Answers of endpoints that need a key (tokens, users, faces, the audit log) carry ``Cache-Control:
+no-store``: they belong to one application and must not be kept by a browser or a shared cache
+(RFC 6749 section 5.1 asks it of token responses).
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 
 from faceauth_auth import apikeys
 from faceauth_auth.apikeys import Client
@@ -53,6 +57,13 @@ def _authenticate() -> None:
     g.client = client
 
 
+def _no_store(response: Response) -> Response:
+    if not is_public():
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"  # HTTP/1.0 caches
+    return response
+
+
 def current_client() -> Client:
     client: Client = g.client
     return client
@@ -61,3 +72,4 @@ def current_client() -> Client:
 def init_app(app: Flask) -> None:
     """Register before the rate limiter's hook."""
     app.before_request(_authenticate)
+    app.after_request(_no_store)

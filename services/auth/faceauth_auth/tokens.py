@@ -4,6 +4,10 @@ Keys live in PEM files: the *current* key signs, the *next* key is published ahe
 verifiers already cache it when it becomes current, and an optional *previous* key stays published
 until the tokens it signed have expired. Rotation is: next -> current, current -> previous, a new
 next. The ``kid`` is the key's RFC 7638 thumbprint, so it never depends on a file name.
+
+Tokens follow RFC 9068 (JWT profile for OAuth 2.0 access tokens): header ``typ`` ``at+jwt``, so a
+verifier can tell them from ID tokens or other JWTs signed by the same keys, and a ``client_id``
+claim naming the application they were issued to (the same as ``aud``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 ALGORITHMS = ("ES256", "RS256")
+TOKEN_TYPE = "at+jwt"  # RFC 9068 section 2.1
 MIN_RSA_BITS = 2048
 # The members RFC 7638 hashes for each key type.
 _THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}
@@ -104,10 +109,10 @@ class TokenIssuer:
     def issue(self, subject: str, audience: str) -> str:
         """A token for ``subject`` (the application's user id) meant for ``audience`` (the application)."""
         now = int(time.time())
-        claims = {"iss": self.issuer, "aud": audience, "sub": subject, "iat": now, "exp": now + self.lifetime,
-                  "jti": str(uuid.uuid4()), "amr": ["face"]}
+        claims = {"iss": self.issuer, "aud": audience, "client_id": audience, "sub": subject, "iat": now,
+                  "exp": now + self.lifetime, "jti": str(uuid.uuid4()), "amr": ["face"]}
         return jwt.encode(claims, self._signer, algorithm=self.current.algorithm,
-                          headers={"kid": self.current.kid})
+                          headers={"typ": TOKEN_TYPE, "kid": self.current.kid})
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [key.jwk for key in self.keys]}
