@@ -25,6 +25,13 @@ def dlib_chip_template(size: int = 150, padding: float = 0.25) -> np.ndarray:
     return ((unit + padding) / (1 + 2 * padding) * size).astype(np.float32)
 
 
+def arcface_template() -> np.ndarray:
+    """InsightFace's reference points for a 112 px chip, which ArcFace-family networks (MobileFaceNet)
+    were trained on: eye centres, nose tip and mouth corners, in our LANDMARK_NAMES order."""
+    return np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                     [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float32)
+
+
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Least-squares similarity (Umeyama, 1991) mapping ``source`` points onto ``target``; a 2x3 matrix."""
     if source.shape != target.shape:

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from facemodels import blazeface, facemesh, fetch, lite, liveness
-from facemodels.align import dlib_chip_template
+from facemodels.align import arcface_template, dlib_chip_template
 from facemodels.saved import METADATA_FILE
 
 log = logging.getLogger("facemodels.build")
 
 # The modules whose code shapes a converted model: a change to any of them rebuilds the models.
 _CONVERTER_MODULES = ("build", "savedmodels", "tfjs_graph", "dlib_resnet", "blazeface", "facemesh", "align",
-                      "liveness", "lite")
+                      "liveness", "lite", "tflite_graph", "mobilefacenet")
 
 
 def _build_digest(model: dict[str, Any], package: dict[str, Any]) -> str:
@@ -44,7 +44,7 @@ def _convert(kind: str, files: Path, entry: dict[str, Any], plain: bool = False)
     """
     import tensorflow as tf  # noqa: F401 - imported late so `--help` and checksum errors stay fast
 
-    from facemodels import savedmodels, tfjs_graph
+    from facemodels import mobilefacenet, savedmodels, tfjs_graph
 
     if kind == "blazeface":
         network = tfjs_graph.load_function(files / "blazeface-back.json", ["input"],
@@ -60,6 +60,15 @@ def _convert(kind: str, files: Path, entry: dict[str, Any], plain: bool = False)
             "input_size": 150,
             "dimensions": 128,
             "template": dlib_chip_template().tolist(),
+            "mirror": bool(entry["mirror"]),
+            "thresholds": entry["thresholds"],
+        }
+    if kind == "mobilefacenet":
+        module = savedmodels.mobilefacenet_embedder(files / "MobileFaceNet.tflite", mirror=bool(entry["mirror"]))
+        return module, {
+            "input_size": mobilefacenet.INPUT_SIZE,
+            "dimensions": mobilefacenet.DIMENSIONS,
+            "template": arcface_template().tolist(),
             "mirror": bool(entry["mirror"]),
             "thresholds": entry["thresholds"],
         }

@@ -10,6 +10,8 @@ import numpy as np
 from facemodels.align import align_face
 from facemodels.saved import DEFAULT_RUNTIME, Runtime, SavedModel
 
+DEFAULT_MODEL = "mobilefacenet"  # the most accurate embedder in models.lock.json (docs/models.md)
+
 
 class FaceEmbedder:
     """Thread-safe: the SavedModel is loaded once and shared by all callers."""
@@ -21,7 +23,7 @@ class FaceEmbedder:
         self.dimensions = int(model.metadata["dimensions"])
 
     @classmethod
-    def load(cls, model_dir: Path, name: str = "dlib-resnet", runtime: Runtime = DEFAULT_RUNTIME) -> FaceEmbedder:
+    def load(cls, model_dir: Path, name: str = DEFAULT_MODEL, runtime: Runtime = DEFAULT_RUNTIME) -> FaceEmbedder:
         return cls(SavedModel.load(model_dir, name, runtime))
 
     @property

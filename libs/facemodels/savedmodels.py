@@ -11,7 +11,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from facemodels import blazeface, dlib_resnet, facemesh, liveness
+from facemodels import blazeface, dlib_resnet, facemesh, liveness, mobilefacenet
+from facemodels.tflite_graph import TfliteGraph
 
 
 class BlazeFaceModule(tf.Module):
@@ -102,3 +103,8 @@ class EmbedderModule(tf.Module):
 def dlib_embedder(manifest_path: Any, mirror: bool) -> EmbedderModule:
     network = dlib_resnet.DlibResNet(dlib_resnet.load_weights(manifest_path))
     return EmbedderModule(network, dlib_resnet.INPUT_SIZE, mirror)
+
+
+def mobilefacenet_embedder(tflite_path: Any, mirror: bool) -> EmbedderModule:
+    network = mobilefacenet.MobileFaceNet(TfliteGraph(tflite_path))
+    return EmbedderModule(network, mobilefacenet.INPUT_SIZE, mirror)

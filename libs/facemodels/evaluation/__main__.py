@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from facemodels.detector import FaceDetector
-from facemodels.embedder import FaceEmbedder
+from facemodels.embedder import DEFAULT_MODEL, FaceEmbedder
 from facemodels.evaluation import lfw, wider
 from facemodels.saved import RUNTIMES, Runtime
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None, progress: Callable[[int, int], None] = _
     parser.add_argument("--lfw", type=Path, required=True, help="folder with images/ and pairs.tsv")
     parser.add_argument("--wider", type=Path, required=True, help="folder with images/ and bbx_gt.txt")
     parser.add_argument("--models", type=Path, default=Path(os.environ.get("FACEAUTH_MODEL_DIR", "var/models")))
-    parser.add_argument("--embedder", default=os.environ.get("FACEAUTH_EMBEDDER_MODEL", "dlib-resnet"),
+    parser.add_argument("--embedder", default=os.environ.get("FACEAUTH_EMBEDDER_MODEL", DEFAULT_MODEL),
                         help="embedding model to evaluate (a name in models.lock.json)")
     parser.add_argument("--runtime", choices=RUNTIMES, default=os.environ.get("FACEAUTH_MODEL_RUNTIME", "auto"),
                         help="run the SavedModels or their TFLite forms (auto: TFLite unless a GPU is visible)")
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None, progress: Callable[[int, int], None] = _
     print(f"LFW: {verification.images} images, {verification.genuine_pairs} genuine pairs, "
           f"{verification.impostor_pairs} impostor pairs (all cross-identity pairs)")
     print(f"  thresholds: FMR 1e-3 -> {verification.threshold_1e3:.4f}, FMR 1e-4 -> {verification.threshold_1e4:.4f}")
+    print(f"  FMR on held-out identities (calibrated on the other half): {verification.heldout_fmr_1e3:.2e} "
+          f"for 1e-3, {verification.heldout_fmr_1e4:.2e} for 1e-4")
     print(f"WIDER: {detection.images} images, {detection.boxes} valid boxes ({detection.boxes_40px} >= 40 px), "
           f"recall all sizes {detection.recall_all:.4f}")
     summary = {
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None, progress: Callable[[int, int], None] = _
         "tar_at_fmr_1e-3": round(verification.tar_at_fmr_1e3, 5),
         "tar_at_fmr_1e-4": round(verification.tar_at_fmr_1e4, 5),
         "roc_auc": round(verification.roc_auc, 6),
+        "heldout_fmr_1e-3": round(verification.heldout_fmr_1e3, 7),
+        "heldout_fmr_1e-4": round(verification.heldout_fmr_1e4, 7),
         "threshold": round(verification.threshold_1e3, 5),
         "threshold_fmr_1e-4": round(verification.threshold_1e4, 5),
         "lfw_detect_fail_rate": round(verification.detect_fail_rate, 5),

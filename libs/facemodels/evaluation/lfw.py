@@ -28,6 +28,8 @@ class LfwResult:
     threshold_1e3: float
     threshold_1e4: float
     roc_auc: float
+    heldout_fmr_1e3: float  # FMR on identities the threshold was not calibrated on (heldout_fmr)
+    heldout_fmr_1e4: float
     detect_fail_rate: float
     images: int
     genuine_pairs: int
@@ -121,6 +123,8 @@ def evaluate(root: Path, detector: FaceDetector, embedder: FaceEmbedder,
         threshold_1e3=threshold_1e3,
         threshold_1e4=threshold_1e4,
         roc_auc=metrics.roc_auc(genuine, impostor),
+        heldout_fmr_1e3=heldout_fmr(matrix, identity, 1e-3),
+        heldout_fmr_1e4=heldout_fmr(matrix, identity, 1e-4),
         detect_fail_rate=failed / len(embeddings),
         images=len(embeddings),
         genuine_pairs=int(same.sum()),
@@ -136,6 +140,22 @@ def _distance(a: np.ndarray | None, b: np.ndarray | None) -> float:
     if a is None or b is None:
         return _UNUSABLE
     return float(np.linalg.norm(a - b))
+
+
+def heldout_fmr(matrix: np.ndarray, identity: np.ndarray, target: float) -> float:
+    """The false-match rate a threshold calibrated for ``target`` gives on identities it never saw.
+
+    The identities are split in two halves; the threshold is calibrated on the impostor pairs of one
+    half and the false-match rate measured on those of the other, both ways round; the worse is
+    returned. New users are other people than the calibration set, so this is what they get.
+    """
+    names = np.unique(identity)
+    first = np.isin(identity, names[::2])
+    worst = 0.0
+    for calibration, held_out in ((first, ~first), (~first, first)):
+        threshold = metrics.threshold_at_fmr(_impostor_distances(matrix[calibration], identity[calibration]), target)
+        worst = max(worst, float(np.mean(_impostor_distances(matrix[held_out], identity[held_out]) < threshold)))
+    return worst
 
 
 def _impostor_distances(matrix: np.ndarray, identity: np.ndarray) -> np.ndarray:

@@ -1,0 +1,106 @@
+"""Rebuild a float TFLite flatbuffer as a TensorFlow function, for the SavedModel (GPU) path.
+
+Some networks ship only as ``.tflite`` files. LiteRT runs them on CPUs, but GPUs run TensorFlow,
+so at build time we read the flatbuffer with the schema bindings TensorFlow ships, take every
+constant tensor as a weight and replay its operators with the equivalent TensorFlow ops. Only the
+operators our models use are known; any other one is refused by name rather than guessed. The
+batch dimension is left free (the file may fix it, as MobileFaceNet's [2, 112, 112, 3] does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
+
+_OPERATOR_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+_PADDING = {schema.Padding.SAME: "SAME", schema.Padding.VALID: "VALID"}
+_ACTIVATIONS: dict[int, Callable[[tf.Tensor], tf.Tensor]] = {
+    schema.ActivationFunctionType.NONE: tf.identity,
+    schema.ActivationFunctionType.RELU: tf.nn.relu,
+    schema.ActivationFunctionType.RELU6: tf.nn.relu6,
+}
+
+
+class TfliteGraph:
+    """The operators and constant tensors of a flatbuffer's first subgraph."""
+
+    def __init__(self, path: Path) -> None:
+        model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+        if len(model.subgraphs) != 1:
+            raise ValueError(f"{path.name}: expected one subgraph, found {len(model.subgraphs)}")
+        self._codes = model.operatorCodes
+        self._graph = model.subgraphs[0]
+        self.weights: dict[int, np.ndarray] = {}
+        for index, tensor in enumerate(self._graph.tensors):
+            data = model.buffers[tensor.buffer].data
+            if data is not None and len(data):
+                if tensor.type != schema.TensorType.FLOAT32 and tensor.type != schema.TensorType.INT32:
+                    raise ValueError(f"{path.name}: tensor {tensor.name!r} is quantised; only float models")
+                dtype = np.float32 if tensor.type == schema.TensorType.FLOAT32 else np.int32
+                self.weights[index] = np.frombuffer(bytes(data), dtype=dtype).reshape(tensor.shape)
+
+    def tensor_name(self, index: int) -> str:
+        return str(self._graph.tensors[index].name.decode())
+
+    @property
+    def input_names(self) -> list[str]:
+        return [self.tensor_name(i) for i in self._graph.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [self.tensor_name(i) for i in self._graph.outputs]
+
+    def operator_names(self) -> list[str]:
+        return [self._operator_name(op) for op in self._graph.operators]
+
+    def _operator_name(self, op: Any) -> str:
+        code = self._codes[op.opcodeIndex]
+        return _OPERATOR_NAMES[max(code.builtinCode, code.deprecatedBuiltinCode)]
+
+    def __call__(self, *inputs: tf.Tensor, weights: Mapping[int, tf.Tensor] | None = None) -> list[tf.Tensor]:
+        """Run the graph on ``inputs`` (in the file's input order); the outputs in the file's order.
+
+        ``weights`` replaces the constant tensors by index (e.g. with tf.Variables, which a SavedModel
+        stores once instead of copying them into every traced function).
+        """
+        values: dict[int, tf.Tensor] = dict(weights) if weights is not None else {
+            i: tf.constant(w) for i, w in self.weights.items()}
+        values.update(zip(self._graph.inputs, inputs, strict=True))
+        for op in self._graph.operators:
+            args = [values[i] for i in op.inputs if i >= 0]
+            out = _apply(self._operator_name(op), op.builtinOptions, args, self._graph.tensors[op.outputs[0]].shape)
+            values[op.outputs[0]] = out
+        return [values[i] for i in self._graph.outputs]
+
+
+def _apply(name: str, options: Any, args: list[tf.Tensor], out_shape: np.ndarray) -> tf.Tensor:
+    """One TFLite operator as TensorFlow ops (weights laid out as TFLite stores them)."""
+    if name == "CONV_2D":
+        x, filters, bias = args
+        strides = [1, options.strideH, options.strideW, 1]
+        dilations = [1, options.dilationHFactor, options.dilationWFactor, 1]
+        out = tf.nn.conv2d(x, tf.transpose(filters, [1, 2, 3, 0]), strides, _PADDING[options.padding],
+                           dilations=dilations) + bias
+        return _ACTIVATIONS[options.fusedActivationFunction](out)
+    if name == "DEPTHWISE_CONV_2D":
+        x, filters, bias = args
+        channels = int(x.shape[-1])
+        kernel = tf.reshape(filters, [filters.shape[1], filters.shape[2], channels, options.depthMultiplier])
+        out = tf.nn.depthwise_conv2d(x, kernel, [1, options.strideH, options.strideW, 1], _PADDING[options.padding],
+                                     dilations=[options.dilationHFactor, options.dilationWFactor]) + bias
+        return _ACTIVATIONS[options.fusedActivationFunction](out)
+    if name in ("ADD", "SUB", "MUL"):
+        combine = {"ADD": tf.add, "SUB": tf.subtract, "MUL": tf.multiply}[name]
+        return _ACTIVATIONS[options.fusedActivationFunction](combine(args[0], args[1]))
+    if name == "RELU":
+        return tf.nn.relu(args[0])
+    if name == "ABS":
+        return tf.abs(args[0])
+    if name == "RESHAPE":
+        return tf.reshape(args[0], [-1, *[int(d) for d in out_shape[1:]]])  # the batch stays free
+    raise ValueError(f"TFLite operator {name} is not supported by facemodels.tflite_graph")
