@@ -24,7 +24,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import TestResponse
 
 from faceauth.grpc.launch import ServiceProcess
-from faceauth_auth.db import create_engine
+from faceauth_auth.db import Database, create_engine
 
 # LFW people and photos with exactly one face in them (checked with /v1/faces/detect).
 ALICE = "Tony_Blair"  # photos 2-6; photo 1 shows a second face
@@ -52,6 +52,12 @@ class Application:
 
     name: str
     headers: Headers
+
+
+def application_id(db: Database, application: Application) -> int:
+    """The database id of a test application."""
+    with db.transaction() as session:
+        return int(session.scalar(sa.text("select id from applications where name = :n"), {"n": application.name}))
 
 
 def upload(user_id: str | None, image: bytes) -> dict[str, Any]:

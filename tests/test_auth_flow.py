@@ -92,7 +92,7 @@ def test_several_faces_per_user_up_to_the_cap(http: FlaskClient, headers: Header
     assert refused.status_code == 409 and error_code(refused) == "too_many_faces"
     faces = body(http.get("/v1/users/alice/faces", headers=headers))["faces"]
     assert len(faces) == 2
-    assert faces[0]["model"] == {"name": "dlib-resnet", "version": 1, "dimensions": 128}
+    assert faces[0]["model"] == {"name": "mobilefacenet", "version": 1, "dimensions": 192}
     assert body(http.get("/v1/users/alice", headers=headers))["face_count"] == 2
 
 

@@ -71,7 +71,7 @@ def test_metrics_count_logins_decisions_and_downstream_calls(http: FlaskClient, 
     assert grew("faceauth_http_request_duration_seconds_count", endpoint="/auth/face-login", status="401") == 1
     assert grew("faceauth_downstream_request_duration_seconds_count", service="detector", code="OK") >= 4
     assert grew("faceauth_downstream_request_duration_seconds_count", service="embedder", code="OK") >= 3
-    assert total(after, "faceauth_enrolled_templates", model="dlib-resnet/1") >= 1
+    assert total(after, "faceauth_enrolled_templates", model="mobilefacenet/1") >= 1
 
 
 def test_request_id_is_echoed_and_forwarded_to_the_detector(http: FlaskClient, headers: Headers, photo: Photo,

@@ -280,7 +280,19 @@ def test_every_embedding_names_the_model_that_computed_it(embedder_server: Model
     client = EmbedderClient(target(embedder_server))
     info = client.model_info()
     _, model = client.embed_labelled(photos[0].data, landmarks_of(photos[0]))
-    assert (model.name, model.version) == (info.model.name, info.model.version) == ("dlib-resnet", 1)
+    assert (model.name, model.version) == (info.model.name, info.model.version) == ("mobilefacenet", 1)
+
+
+def test_embedding_by_a_model_the_embedder_does_not_serve_is_refused(embedder_server: ModelServer,
+                                                                   photos: list[Photo]) -> None:
+    client = EmbedderClient(target(embedder_server))
+    [(vector, model)] = client.embed_with(photos[0].data, landmarks_of(photos[0]), ["mobilefacenet"])
+    np.testing.assert_allclose(vector, photos[0].embedding, atol=1e-4)
+    for asked in (["dlib-resnet"], ["mobilefacenet", "mobilefacenet"]):
+        with pytest.raises(grpc.RpcError) as refused:
+            client.embed_with(photos[0].data, landmarks_of(photos[0]), asked)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert dict(refused.value.trailing_metadata() or ())[ERROR_CODE_KEY] == "unknown_model"
 
 
 def test_model_info(detector_server: ModelServer, embedder_server: ModelServer, embedder: FaceEmbedder) -> None:
@@ -289,7 +301,8 @@ def test_model_info(detector_server: ModelServer, embedder_server: ModelServer, 
     assert detector_info.detector.version >= 1 and detector_info.max_faces >= 1
     info = EmbedderClient(target(embedder_server)).model_info()
     assert (info.model.name, info.model.version) == (embedder.model.name, embedder.model.version)
-    assert info.embedding_size == embedder.dimensions == 128
+    assert info.embedding_size == embedder.dimensions == 192
+    assert [(served.model.name, served.embedding_size) for served in info.served] == [("mobilefacenet", 192)]
     assert info.default_threshold == pytest.approx(embedder.thresholds["fmr_1e-3"])
     assert info.strict_threshold == pytest.approx(embedder.thresholds["fmr_1e-4"])
 

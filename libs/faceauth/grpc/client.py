@@ -133,6 +133,13 @@ class EmbedderClient(_Client):
         response = self._stub.Embed(request, **self._options(timeout))
         return np.asarray(response.embedding.values, dtype=np.float32), response.model
 
+    def embed_with(self, image: bytes, landmarks: common_pb2.Landmarks, models: Sequence[str],
+                   timeout: float | None = None) -> list[tuple[np.ndarray, common_pb2.ModelVersion]]:
+        """The face's embedding by each of the named served models, in that order, from one upload."""
+        request = embedder_pb2.EmbedRequest(image=image, landmarks=landmarks, models=models)
+        response = self._stub.Embed(request, **self._options(timeout))
+        return [(np.asarray(item.embedding.values, dtype=np.float32), item.model) for item in response.embeddings]
+
     def embed_batch(self, image: bytes, faces: Sequence[common_pb2.Landmarks],
                     timeout: float | None = None) -> np.ndarray:
         """(N, D) embeddings of several faces of one photo, in the order given."""

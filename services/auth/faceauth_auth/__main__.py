@@ -1,6 +1,6 @@
 """Management commands: ``python -m faceauth_auth {db upgrade | apps liveness | keys create | keys revoke |
-keys generate-jwt | keys generate-template-key | templates reencrypt | attempts prune | audit list |
-audit prune}``.
+keys generate-jwt | keys generate-template-key | templates reencrypt | templates migration-status |
+attempts prune | audit list | audit prune}``.
 
 They read the same FACEAUTH_* variables as the service (FACEAUTH_DATABASE_URL above all).
 """
@@ -14,13 +14,17 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import grpc
+
 from faceauth import logs
+from faceauth.grpc.client import EmbedderClient
 from faceauth_auth import apikeys, migrate, templatecrypto, tokens
 from faceauth_auth.config import LIVENESS_POLICIES, OPERATING_POINTS, Settings
 from faceauth_auth.db import Database, create_engine
+from faceauth_auth.faces import EmbeddingModel
 from faceauth_auth.models import AuditEvent
 from faceauth_auth.reencrypt import reencrypt
-from faceauth_auth.repositories import applications, audit
+from faceauth_auth.repositories import applications, audit, users
 from faceauth_auth.repositories.audit import Event
 from faceauth_auth.retention import AUDIT_MIN_KEEP, prune_audit_events, prune_login_attempts
 from faceauth_auth.templatecrypto import TemplateDecryptionError
@@ -92,6 +96,24 @@ def templates_reencrypt(settings: Settings, args: argparse.Namespace) -> int:
         print(f"stopped: {error}; batches done so far are kept, run again once fixed", file=sys.stderr)
         return 1
     print(f"{moved} templates sealed under key {cipher.current_key_id}; every template is under it now")
+    return 0
+
+
+def templates_migration_status(settings: Settings, args: argparse.Namespace) -> int:
+    """Ask the embedder which models it serves, then count each application's users by their templates."""
+    try:
+        reply = EmbedderClient(settings.embedder_target, settings.grpc_timeout).model_info()
+    except grpc.RpcError as error:
+        print(f"the embedder at {settings.embedder_target} did not answer: {error.code().name}", file=sys.stderr)
+        return 1
+    served = [EmbeddingModel(item.model.name, int(item.model.version), int(item.embedding_size))
+              for item in reply.served]
+    primary, legacy = served[0], tuple(served[1:])
+    print(f"primary model {primary.label}; legacy models {', '.join(m.label for m in legacy) or 'none'}",
+          file=sys.stderr)
+    with _database(settings).transaction() as session:
+        for status in users.migration_status(session, primary, legacy):
+            print(json.dumps(status.as_dict()))
     return 0
 
 
@@ -179,6 +201,9 @@ def parser() -> argparse.ArgumentParser:
                                   "batches (resumable); old keys go in FACEAUTH_TEMPLATE_PREVIOUS_KEY_FILES")
     reseal.add_argument("--batch-size", type=int, default=500, help="templates per transaction")
     reseal.set_defaults(run=templates_reencrypt)
+    templates.add_parser("migration-status", help="per application, how many users have a template of the "
+                         "embedder's primary model (JSON lines); the rest move at their next login while "
+                         "their legacy model is served").set_defaults(run=templates_migration_status)
     login_attempts = groups.add_parser("attempts", help="recorded face-login attempts").add_subparsers(
         dest="command", required=True)
     prune = login_attempts.add_parser("prune", help="delete login attempts older than --keep-days (never those "

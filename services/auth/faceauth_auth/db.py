@@ -11,7 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-VECTOR_COLUMN = "embedding_vec"  # added by migration 0002 where pgvector is available
+
+def vector_column(dimensions: int) -> str:
+    """The pgvector copy of embeddings of this size (migrations 0002 and 0007, where pgvector is available)."""
+    return f"embedding_vec_{dimensions}"
 
 
 # libpq settings: a database host that does not answer must not hold a request for minutes, neither
@@ -53,7 +56,7 @@ def _sqlite_foreign_keys(connection: Any, _record: Any) -> None:
 class Database:
     """Sessions for the request handlers; every write happens inside one ``transaction()``.
 
-    ``vector_search`` off (template encryption on) leaves the pgvector column unused: a plaintext
+    ``vector_search`` off (template encryption on) leaves the pgvector columns unused: a plaintext
     copy of every embedding next to the sealed one would defeat encryption at rest.
     """
 
@@ -61,7 +64,8 @@ class Database:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.vector_column_dimensions = self._vector_dimensions()
-        self.vector_dimensions = self.vector_column_dimensions if vector_search else None
+        # The embedding sizes whose templates get a vector copy and are searched through its index.
+        self.vector_dimensions = self.vector_column_dimensions if vector_search else frozenset()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -69,14 +73,15 @@ class Database:
         with self._sessions.begin() as session:
             yield session
 
-    def _vector_dimensions(self) -> int | None:
-        """Dimensions of the pgvector column, or None when the database has none (SQLite, no extension)."""
+    def _vector_dimensions(self) -> frozenset[int]:
+        """Sizes of the pgvector columns; none when the database has none (SQLite, no extension)."""
         if self.engine.dialect.name != "postgresql":
-            return None
-        query = sa.text("select atttypmod from pg_attribute "
-                        "where attrelid = 'face_templates'::regclass and attname = :column and not attisdropped")
+            return frozenset()
+        query = sa.text("select attname, atttypmod from pg_attribute where attrelid = 'face_templates'::regclass "
+                        "and attname like 'embedding_vec_%' and not attisdropped")
         with self.engine.connect() as connection:
-            return connection.execute(query, {"column": VECTOR_COLUMN}).scalar_one_or_none()
+            rows = connection.execute(query).all()
+        return frozenset(dims for name, dims in rows if name == vector_column(dims))
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

@@ -25,15 +25,30 @@ class EmbeddingModel:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the embedder reports about its model, with the distance thresholds calibrated for it."""
+    """An embedding model the embedder serves, with the distance thresholds calibrated for it."""
 
     model: EmbeddingModel
     default_threshold: float  # FMR 1e-3
     strict_threshold: float  # FMR 1e-4
-    liveness_threshold: float | None = None  # the detector's liveness operating point; None without a liveness model
 
     def threshold(self, operating_point: str) -> float:
         return self.strict_threshold if operating_point == "strict" else self.default_threshold
+
+
+@dataclass(frozen=True)
+class ServedModels:
+    """What the model servers run: the primary embedding model (every enrolment), the older ones kept
+    for a migration window (users enrolled with them can still log in, and move to the primary one),
+    and the detector's liveness operating point."""
+
+    primary: ModelInfo
+    legacy: tuple[ModelInfo, ...] = ()
+    liveness_threshold: float | None = None  # None without a liveness model
+
+    def find(self, name: str, version: int) -> ModelInfo | None:
+        """The served model of this name and version, if it is served."""
+        return next((info for info in (self.primary, *self.legacy)
+                     if (info.model.name, info.model.version) == (name, version)), None)
 
 
 @dataclass(frozen=True)
@@ -77,8 +92,17 @@ class Detection:
 
 @dataclass(frozen=True)
 class Probe:
-    """The embedding of the one usable face of an uploaded photo."""
+    """The embedding of the one usable face of an uploaded photo, by the primary model and by the
+    legacy models asked for."""
 
-    embedding: np.ndarray  # (D,) float32, unit length
-    info: ModelInfo
+    embedding: np.ndarray  # (D,) float32, unit length, by the primary model
+    info: ModelInfo  # the primary model
     liveness_score: float | None = None  # of the face that was embedded
+    liveness_threshold: float | None = None  # the detector's operating point; None without a liveness model
+    legacy: tuple[tuple[ModelInfo, np.ndarray], ...] = ()  # the same face by each legacy model asked for
+
+    def by(self, info: ModelInfo) -> np.ndarray:
+        """The face's embedding by ``info``'s model (the primary one or a legacy one asked for)."""
+        if info == self.info:
+            return self.embedding
+        return next(embedding for legacy, embedding in self.legacy if legacy == info)

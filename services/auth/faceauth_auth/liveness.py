@@ -27,7 +27,7 @@ def judge(probe: Probe, policy: str, refusal_status: int) -> None:
     """
     if policy == "off":
         return
-    score, threshold = probe.liveness_score, probe.info.liveness_threshold
+    score, threshold = probe.liveness_score, probe.liveness_threshold
     if score is None or threshold is None:
         if policy == "enforce":
             raise ApiError(503, "service_unavailable", "the detector runs no liveness model, which this "

@@ -47,6 +47,9 @@ downstream_duration = Histogram(
 downstream_errors = Counter(
     "faceauth_downstream_errors_total", "Calls to the detector and embedder that did not end OK.",
     ["service", "code"])
+template_migrations = Counter(
+    "faceauth_template_migrations_total", "Templates enrolled automatically under the primary embedding model "
+    "after a match under a legacy one (a migration window), by legacy and primary model.", ["from_model", "to_model"])
 requests_shed = Counter(
     "faceauth_requests_shed_total", "Face requests refused with 503 overloaded: no admission slot freed up in time.")
 face_requests_in_flight = Gauge(

@@ -149,17 +149,20 @@ _PATHS: Schema = {
                        "liveness policy is enforce and the face looks like a presentation attack)")}, upload=True)},
     "/auth/face-login": {"post": _operation(
         "auth", "Log in with a face", "Compares the photo's face with the user's enrolled faces (same model only) "
-        "and returns a short-lived access token on a match. An unknown user gets the same 401 as a mismatch.",
+        "and returns a short-lived access token on a match. An unknown user, or one with no face a served model "
+        "can compare with, gets the same 401 as a mismatch. A match under an older model kept for a migration "
+        "window also enrols the face under the current model.",
         {"200": _ok("Matched", _ref("Token")),
          "401": _error("face_mismatch (also for an unknown user), spoof_detected (liveness policy enforce: the "
                        "face looks like a presentation attack), missing_api_key, invalid_api_key"),
-         "409": _error("reenrolment_required: no face enrolled with the current model"),
          "429": _error("too_many_attempts: locked after repeated failures (Retry-After), or rate_limited")},
         upload=True)},
     "/auth/face-verify": {"post": _operation(
-        "auth", "Verify a face (1:1)", "Is this the user? No token is issued.",
-        {"200": _ok("Decision", _ref("Verification")), "404": _error("user_not_found"),
-         "409": _error("reenrolment_required")}, upload=True)},
+        "auth", "Verify a face (1:1)", "Is this the user? No token is issued. A match under an older model kept "
+        "for a migration window also enrols the face under the current model.",
+        {"200": _ok("Decision", _ref("Verification")),
+         "404": _error("user_not_found (also for a user with no face a served model can compare with)")},
+        upload=True)},
     "/auth/face-identify": {"post": _operation(
         "auth", "Identify a face (1:N)", "Which enrolled user of this application, if any, is in the photo.",
         {"200": _ok("Decision", _ref("Identification"))}, upload=False)},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import grpc
 import numpy as np
@@ -18,7 +19,7 @@ from faceauth.grpc.client import SERVICES, DetectorClient, EmbedderClient
 from faceauth.images import DEFAULT_LIMITS
 from faceauth_auth import downstream
 from faceauth_auth.errors import ApiError
-from faceauth_auth.faces import DetectedFace, Detection, EmbeddingModel, ModelInfo, Probe
+from faceauth_auth.faces import DetectedFace, Detection, EmbeddingModel, ModelInfo, Probe, ServedModels
 from faceauth_auth.quality import QualityPolicy, single_usable
 
 HEALTH_TIMEOUT = 1.0  # seconds; readiness probes must answer quickly
@@ -33,22 +34,28 @@ class FacePipeline:
         self.embedder = embedder
         self.policy = policy
         self._ttl = model_info_ttl
-        self._info: tuple[float, ModelInfo] | None = None
+        self._info: tuple[float, ServedModels] | None = None
         self._lock = threading.Lock()
 
-    def model_info(self) -> ModelInfo:
-        """The models' thresholds, re-read every ``model_info_ttl`` seconds (models get upgraded)."""
+    def served_models(self) -> ServedModels:
+        """The models and their thresholds, re-read every ``model_info_ttl`` seconds (models get upgraded)."""
         with self._lock:
             if self._info is None or time.monotonic() - self._info[0] > self._ttl:
                 with downstream.call("embedder"):
                     reply = self.embedder.model_info()
                 with downstream.call("detector"):
                     detector = self.detector.model_info()
-                model = EmbeddingModel(reply.model.name, int(reply.model.version), int(reply.embedding_size))
+                served = [ModelInfo(EmbeddingModel(item.model.name, int(item.model.version), int(item.embedding_size)),
+                                    float(item.default_threshold), float(item.strict_threshold))
+                          for item in reply.served or [reply]]
                 liveness = float(detector.liveness_threshold) if detector.HasField("liveness") else None
-                self._info = (time.monotonic(), ModelInfo(model, float(reply.default_threshold),
-                                                          float(reply.strict_threshold), liveness))
+                self._info = (time.monotonic(), ServedModels(served[0], tuple(served[1:]), liveness))
             return self._info[1]
+
+    def _forget_models(self) -> None:
+        """Read the models again at the next call (a rolling upgrade changed them)."""
+        with self._lock:
+            self._info = None
 
     def readiness(self) -> dict[str, bool]:
         """Whether each gRPC service reports SERVING to the standard health check (fast, no retries)."""
@@ -78,16 +85,27 @@ class FacePipeline:
                                       face.liveness_score if face.HasField("liveness_score") else None))
         return Detection(reply.image_width, reply.image_height, faces)
 
-    def probe(self, image: bytes) -> Probe:
-        """The embedding of the photo's one usable face; a 422 when there is not exactly one."""
-        info = self.model_info()
+    def probe(self, image: bytes, legacy: Sequence[ModelInfo] = ()) -> Probe:
+        """The embedding of the photo's one usable face by the primary model, and by the ``legacy``
+        models asked for (served ones); a 422 when there is not exactly one usable face."""
+        served = self.served_models()
         face = single_usable(self.detect(image).faces)
-        with downstream.call("embedder"):
-            embedding, model = self.embedder.embed_labelled(image, landmarks.to_message(face.landmarks))
-        if (model.name, model.version) != (info.model.name, info.model.version) \
-                or embedding.shape != (info.model.dimensions,):
-            with self._lock:
-                self._info = None  # a rolling upgrade: read the model and its thresholds again
-            raise ApiError(503, "service_unavailable", "the embedder's model changed; try again shortly",
+        wanted = [served.primary, *legacy]
+        try:
+            with downstream.call("embedder"):
+                results = self.embedder.embed_with(image, landmarks.to_message(face.landmarks),
+                                                   [info.model.name for info in wanted])
+        except ApiError as error:
+            if error.code != "unknown_model":
+                raise
+            results = []  # a legacy model was retired since we last asked
+        if len(results) != len(wanted) or any(
+                (model.name, model.version) != (info.model.name, info.model.version)
+                or embedding.shape != (info.model.dimensions,)
+                for info, (embedding, model) in zip(wanted, results, strict=False)):
+            self._forget_models()  # a rolling upgrade: read the models and their thresholds again
+            raise ApiError(503, "service_unavailable", "the embedder's models changed; try again shortly",
                            {"Retry-After": "1"})
-        return Probe(np.asarray(embedding, dtype=np.float32), info, face.liveness_score)
+        embeddings = [np.asarray(embedding, dtype=np.float32) for embedding, _ in results]
+        return Probe(embeddings[0], served.primary, face.liveness_score, served.liveness_threshold,
+                     tuple(zip(legacy, embeddings[1:], strict=True)))

@@ -20,11 +20,16 @@ from faceauth_auth.templatecrypto import TemplateCipher
 
 
 def nearest(session: Session, application_id: int, model: EmbeddingModel, probe: np.ndarray,
-            vector_dimensions: int | None, ef_search: int, cipher: TemplateCipher) -> tuple[str, float] | None:
-    """(user id, distance) of the nearest template made by ``model``, or None when there is none."""
-    if vector_dimensions == model.dimensions:
-        return users.nearest_by_vector(session, application_id, model, probe, ef_search)
-    owners, embeddings = users.application_embeddings(session, application_id, model, cipher)
+            vector_dimensions: frozenset[int], ef_search: int, cipher: TemplateCipher,
+            skip_users_of: EmbeddingModel | None = None) -> tuple[str, float] | None:
+    """(user id, distance) of the nearest template made by ``model``, or None when there is none.
+
+    ``skip_users_of``: leave out users who have a template of that model (during a migration window a
+    legacy model decides only for users not yet enrolled with the primary one).
+    """
+    if model.dimensions in vector_dimensions:
+        return users.nearest_by_vector(session, application_id, model, probe, ef_search, skip_users_of)
+    owners, embeddings = users.application_embeddings(session, application_id, model, cipher, skip_users_of)
     if not owners:
         return None
     best, distance = nearest_distance(probe, embeddings)

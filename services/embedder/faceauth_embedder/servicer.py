@@ -1,8 +1,14 @@
-"""EmbedderService: decode and align in the caller's thread, embed the chips in batches."""
+"""EmbedderService: decode and align in the caller's thread, embed the chips in batches.
+
+The service runs a primary model (every new enrolment) and, during a migration window, older
+models too, so that users enrolled with them can still log in until their templates have been
+renewed under the primary model (docs/models.md, "Upgrading the embedder").
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -16,11 +22,18 @@ from faceauth.grpc.status import ready, status_on_error, time_left
 from faceauth.images import decode_image
 from faceauth.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from faceauth_embedder.validation import landmark_points
-from facemodels.embedder import FaceEmbedder
+from facemodels.embedder import DEFAULT_MODEL, FaceEmbedder
 
 SERVICE_NAME: str = embedder_pb2.DESCRIPTOR.services_by_name["EmbedderService"].full_name
 # Enough for a group photo; as many as the detector returns per photo.
 MAX_FACES = 32
+
+
+def served_model_names() -> list[str]:
+    """FACEAUTH_EMBEDDER_MODEL first, then FACEAUTH_EMBEDDER_LEGACY_MODELS (comma-separated), once each."""
+    names = [env_str("FACEAUTH_EMBEDDER_MODEL", DEFAULT_MODEL).strip()]
+    names += [name.strip() for name in env_str("FACEAUTH_EMBEDDER_LEGACY_MODELS", "").split(",") if name.strip()]
+    return list(dict.fromkeys(names))
 
 
 def warm_up(embedder: FaceEmbedder, max_batch_size: int) -> None:
@@ -33,6 +46,24 @@ def embedding_message(vector: np.ndarray) -> embedder_pb2.Embedding:
     return embedder_pb2.Embedding(values=vector.tolist())
 
 
+@dataclass(frozen=True)
+class ServedModel:
+    """One loaded embedding model and the batcher that feeds it."""
+
+    embedder: FaceEmbedder
+    batcher: DynamicBatcher[np.ndarray, np.ndarray]
+
+    @property
+    def version(self) -> common_pb2.ModelVersion:
+        return common_pb2.ModelVersion(name=self.embedder.model.name, version=self.embedder.model.version)
+
+    def info(self) -> embedder_pb2.EmbeddingModelInfo:
+        thresholds = self.embedder.thresholds
+        return embedder_pb2.EmbeddingModelInfo(model=self.version, embedding_size=self.embedder.dimensions,
+                                               default_threshold=thresholds["fmr_1e-3"],
+                                               strict_threshold=thresholds["fmr_1e-4"])
+
+
 class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
     """Implements faceauth.v1.EmbedderService and server.ModelServicer."""
 
@@ -41,31 +72,38 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
     def __init__(self, settings: ServingSettings, metrics: Metrics) -> None:
         self._settings = settings
         self._metrics = metrics
-        self._embedder: FaceEmbedder | None = None
-        self._batcher: DynamicBatcher[np.ndarray, np.ndarray] | None = None
+        self._models: dict[str, ServedModel] | None = None  # the primary model first
 
     def register(self, server: grpc.Server) -> None:
         embedder_pb2_grpc.add_EmbedderServiceServicer_to_server(self, server)
 
     def load(self) -> None:
-        # dlib-resnet embeds each face and its mirror image (more accurate); dlib-resnet-fast only the
-        # face (about twice the throughput). Each has its own calibrated thresholds (docs/models.md).
-        embedder = FaceEmbedder.load(self._settings.model_dir, env_str("FACEAUTH_EMBEDDER_MODEL", "dlib-resnet"),
-                                     self._settings.runtime)
-        warm_up(embedder, self._settings.batching.max_batch_size)
-        self._batcher = DynamicBatcher(embedder.embed_chips, self._settings.batching,
-                                       self._metrics.batch_observer("embedder"), name="embedder-batcher")
-        self._embedder = embedder
+        # Each model has its own calibrated thresholds (docs/models.md); dlib-resnet-fast trades the
+        # mirror image for throughput.
+        models = {}
+        for name in served_model_names():
+            embedder = FaceEmbedder.load(self._settings.model_dir, name, self._settings.runtime)
+            warm_up(embedder, self._settings.batching.max_batch_size)
+            batcher = DynamicBatcher(embedder.embed_chips, self._settings.batching,
+                                     self._metrics.batch_observer("embedder"), name=f"embedder-batcher-{name}")
+            models[name] = ServedModel(embedder, batcher)
+        self._models = models
 
     def close(self) -> None:
-        if self._batcher is not None:
-            self._batcher.close()
+        for model in (self._models or {}).values():
+            model.batcher.close()
 
     def Embed(self, request: embedder_pb2.EmbedRequest,  # noqa: N802 - name fixed by the proto
               context: grpc.ServicerContext) -> embedder_pb2.EmbedResponse:
         with status_on_error(context):
-            [vector] = self._embed(request.image, [request.landmarks], context)
-            return embedder_pb2.EmbedResponse(embedding=embedding_message(vector), model=self._model_version())
+            models = self._requested(request.models)
+            image = decode_image(request.image)
+            results = [(model, self._embed(model, image, [request.landmarks], context)[0]) for model in models]
+            first, vector = results[0]
+            named = [embedder_pb2.ModelEmbedding(model=model.version, embedding=embedding_message(embedding))
+                     for model, embedding in results] if request.models else []
+            return embedder_pb2.EmbedResponse(embedding=embedding_message(vector), model=first.version,
+                                              embeddings=named)
 
     def EmbedBatch(self, request: embedder_pb2.EmbedBatchRequest,  # noqa: N802
                    context: grpc.ServicerContext) -> embedder_pb2.EmbedBatchResponse:
@@ -73,33 +111,41 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
             if not 1 <= len(request.faces) <= MAX_FACES:
                 raise InvalidInput("invalid_face_count",
                                    f"send between 1 and {MAX_FACES} faces, not {len(request.faces)}")
-            vectors = self._embed(request.image, request.faces, context)
+            [primary] = self._requested([])
+            vectors = self._embed(primary, decode_image(request.image), request.faces, context)
             return embedder_pb2.EmbedBatchResponse(embeddings=[embedding_message(vector) for vector in vectors],
-                                                   model=self._model_version())
+                                                   model=primary.version)
 
     def GetModelInfo(self, request: embedder_pb2.EmbedderServiceGetModelInfoRequest,  # noqa: N802
                      context: grpc.ServicerContext) -> embedder_pb2.EmbedderServiceGetModelInfoResponse:
         with status_on_error(context):
-            embedder = ready(self._embedder)
+            served = [model.info() for model in ready(self._models).values()]
+            primary = served[0]
             return embedder_pb2.EmbedderServiceGetModelInfoResponse(
-                model=self._model_version(),
-                embedding_size=embedder.dimensions, default_threshold=embedder.thresholds["fmr_1e-3"],
-                strict_threshold=embedder.thresholds["fmr_1e-4"])
+                model=primary.model, embedding_size=primary.embedding_size,
+                default_threshold=primary.default_threshold, strict_threshold=primary.strict_threshold,
+                served=served)
 
-    def _model_version(self) -> common_pb2.ModelVersion:
-        model = ready(self._embedder).model
-        return common_pb2.ModelVersion(name=model.name, version=model.version)
+    def _requested(self, names: Sequence[str]) -> list[ServedModel]:
+        """The served models named in a request (the primary one when none is named)."""
+        models = ready(self._models)
+        if not names:
+            return [next(iter(models.values()))]
+        unknown = [name for name in names if name not in models]
+        if unknown or len(set(names)) != len(names):
+            raise InvalidInput("unknown_model", f"this embedder serves {', '.join(models)}; "
+                                                f"asked for {', '.join(names)}")
+        return [models[name] for name in names]
 
-    def _embed(self, data: bytes, faces: Sequence[common_pb2.Landmarks],
+    @staticmethod
+    def _embed(model: ServedModel, image: np.ndarray, faces: Sequence[common_pb2.Landmarks],
                context: grpc.ServicerContext) -> list[np.ndarray]:
-        """Decode once, check and align every face, then queue all chips together."""
-        embedder, batcher = ready(self._embedder), ready(self._batcher)
-        image = decode_image(data)
+        """Check and align every face of a decoded photo for ``model``, then queue all chips together."""
         chips = []
         for index, face in enumerate(faces):
             try:
                 points = landmark_points(face, image)
             except InvalidInput as exc:  # say which face when there are several
                 raise InvalidInput(exc.code, f"face {index}: {exc.message}" if len(faces) > 1 else exc.message) from exc
-            chips.append(embedder.align(image, points))
-        return batcher.submit(chips, time_left(context))
+            chips.append(model.embedder.align(image, points))
+        return model.batcher.submit(chips, time_left(context))

@@ -6,39 +6,22 @@ import functools
 import logging
 from collections.abc import Callable
 
-import numpy as np
 from flask import Blueprint, Response, jsonify
-from sqlalchemy.orm import Session
 
-from faceauth_auth import liveness, metrics, search
+from faceauth_auth import comparison, liveness, metrics, search
 from faceauth_auth.admission import limited
 from faceauth_auth.api.audit import record
 from faceauth_auth.authn import current_client
 from faceauth_auth.context import services
 from faceauth_auth.errors import ApiError
-from faceauth_auth.faces import ModelInfo, Probe
-from faceauth_auth.matching import decide, nearest_distance
+from faceauth_auth.faces import Probe
+from faceauth_auth.matching import Decision, decide
 from faceauth_auth.repositories import attempts, users
 from faceauth_auth.repositories.audit import Event
 from faceauth_auth.uploads import read_image, read_upload
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
-
-def _embeddings_for(session: Session, user_id: str, info: ModelInfo) -> np.ndarray | None:
-    """The user's templates comparable with ``info``'s model; None for an unknown user.
-
-    Templates of another model (or version) are never compared; a user left with none of the current
-    model must enrol again (409).
-    """
-    user = users.find(session, current_client().application_id, user_id)
-    if user is None:
-        return None
-    embeddings = users.embeddings(session, user, info.model, services().templates)
-    if len(embeddings) == 0:
-        raise ApiError(409, "reenrolment_required",
-                       f"no face of this user was enrolled with the current model {info.model.label}; enrol again")
-    return embeddings
 
 
 @bp.post("/auth/face-register")
@@ -109,18 +92,19 @@ def face_login() -> Response:
     client = current_client()
     with svc.db.transaction() as session:
         svc.lockout.check(session, client.application_id, user_id)
-    # An unknown user goes through the same steps and gets the same answer as a mismatch.
-    probe = svc.pipeline.probe(upload.image)
+        plan = comparison.plan(session, client.application_id, user_id, svc.pipeline.served_models())
+    # An unknown user, or one with no usable template, goes through the same steps and gets the same
+    # answer as a mismatch.
+    probe = svc.pipeline.probe(upload.image, plan.legacy_models if plan else ())
     _judge_liveness(probe, refusal_status=401)
-    threshold = probe.info.threshold(client.operating_point)
     with svc.db.transaction() as session:
-        embeddings = _embeddings_for(session, user_id, probe.info)
-        decision = (decide(nearest_distance(probe.embedding, embeddings)[1], threshold) if embeddings is not None
-                    else None)
+        decision = comparison.judge(session, client.application_id, plan, probe, client.operating_point)
         matched, distance = bool(decision and decision.match), decision.distance if decision else None
         attempts.add(session, client.application_id, user_id, matched, distance)
         record(session, Event.LOGIN, _decision_outcome(matched), user_id=user_id, distance=distance,
                liveness_score=probe.liveness_score)
+        if matched and plan is not None:
+            comparison.migrate(session, client.application_id, plan, probe)
     log.info("face login", extra={"application": client.application, "known_user": decision is not None,
                                   "match": matched, "distance": round(distance, 4) if distance is not None else None})
     if not matched:
@@ -134,15 +118,18 @@ def face_login() -> Response:
 def face_verify() -> Response:
     upload = read_upload()
     svc = services()
-    probe = svc.pipeline.probe(upload.image)
+    client = current_client()
     with svc.db.transaction() as session:
-        embeddings = _embeddings_for(session, upload.user_id, probe.info)
-        if embeddings is None:
+        plan = comparison.plan(session, client.application_id, upload.user_id, svc.pipeline.served_models())
+    probe = svc.pipeline.probe(upload.image, plan.legacy_models if plan else ())
+    with svc.db.transaction() as session:
+        decision = comparison.judge(session, client.application_id, plan, probe, client.operating_point)
+        if plan is None or decision is None:  # unknown, or no template a served model can compare with
             raise ApiError(404, "user_not_found", "no such user")
-        decision = decide(nearest_distance(probe.embedding, embeddings)[1],
-                          probe.info.threshold(current_client().operating_point))
         record(session, Event.VERIFY, _decision_outcome(decision.match), user_id=upload.user_id,
                distance=decision.distance, liveness_score=probe.liveness_score)
+        if decision.match:
+            comparison.migrate(session, client.application_id, plan, probe)
     return jsonify({"match": decision.match, "confidence": decision.confidence})
 
 
@@ -152,12 +139,25 @@ def face_identify() -> Response:
     image = read_image()
     svc = services()
     client = current_client()
-    probe = svc.pipeline.probe(image)
+    served = svc.pipeline.served_models()
+    probe = svc.pipeline.probe(image, served.legacy)
     with svc.db.transaction() as session:
-        nearest = search.nearest(session, client.application_id, probe.info.model, probe.embedding,
-                                 svc.db.vector_dimensions, svc.settings.hnsw_ef_search, svc.templates)
-        decision = decide(nearest[1], probe.info.threshold(client.operating_point)) if nearest else None
-        user_id = nearest[0] if nearest and decision and decision.match else None
+        # The primary model's gallery first; then, during a migration window, each legacy model's,
+        # among the users not enrolled with the primary model yet (each user is compared once).
+        decision: Decision | None = None
+        user_id = None
+        for info in (probe.info, *served.legacy):
+            skip = None if info is probe.info else probe.info.model
+            nearest = search.nearest(session, client.application_id, info.model, probe.by(info),
+                                     svc.db.vector_dimensions, svc.settings.hnsw_ef_search, svc.templates, skip)
+            if nearest is None:
+                continue
+            candidate = decide(nearest[1], info.threshold(client.operating_point))
+            if decision is None or candidate.match:
+                decision = candidate
+            if candidate.match:
+                user_id = nearest[0]
+                break
         record(session, Event.IDENTIFY, _decision_outcome(user_id is not None), user_id=user_id,
                distance=decision.distance if decision else None, liveness_score=probe.liveness_score)
     return jsonify({"match": user_id is not None, "user_id": user_id,

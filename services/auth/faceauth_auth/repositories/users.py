@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import numpy as np
 import sqlalchemy as sa
 from pgvector.sqlalchemy import Vector
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from faceauth_auth.db import VECTOR_COLUMN
+from faceauth_auth.db import vector_column
 from faceauth_auth.faces import EmbeddingModel
-from faceauth_auth.models import FaceTemplate, User
+from faceauth_auth.models import Application, FaceTemplate, User
 from faceauth_auth.templatecrypto import TemplateCipher, associated_data
 
 
@@ -26,10 +27,10 @@ def from_bytes(data: bytes) -> np.ndarray:
 
 
 def vector_table(dimensions: int) -> sa.TableClause:
-    """face_templates as pgvector sees it: the ORM model does not map the optional vector column."""
+    """face_templates as pgvector sees it: the ORM model does not map the optional vector columns."""
     return sa.table("face_templates", sa.column("id", sa.Uuid), sa.column("user_id", sa.Integer),
                     sa.column("model_name", sa.String), sa.column("model_version", sa.Integer),
-                    sa.column(VECTOR_COLUMN, Vector(dimensions)))
+                    sa.column(vector_column(dimensions), Vector(dimensions)))
 
 
 def _by_id(application_id: int, external_id: str) -> sa.Select[User]:
@@ -106,22 +107,22 @@ def embedding_of(template: SealedTemplate, cipher: TemplateCipher) -> np.ndarray
 
 
 def add_template(session: Session, user: User, model: EmbeddingModel, embedding: np.ndarray,
-                 vector_dimensions: int | None, cipher: TemplateCipher) -> FaceTemplate:
-    """Store an embedding, sealed under the current template key; also in the pgvector column when the
-    database has one of this size and vector search is on (template encryption off)."""
+                 vector_dimensions: frozenset[int], cipher: TemplateCipher) -> FaceTemplate:
+    """Store an embedding, sealed under the current template key; also in the pgvector column of its
+    size when vector search has one (``vector_dimensions``; none with template encryption on)."""
     template = FaceTemplate(id=uuid.uuid4(), user_id=user.id, model_name=model.name, model_version=model.version,
                             dimensions=model.dimensions)
     _seal(template, embedding, cipher)
     session.add(template)
     session.flush()
-    if vector_dimensions == model.dimensions:
-        table = vector_table(vector_dimensions)
+    if model.dimensions in vector_dimensions:
+        table = vector_table(model.dimensions)
         session.execute(sa.update(table).where(table.c.id == template.id)
-                        .values({VECTOR_COLUMN: np.asarray(embedding, dtype=np.float32)}))
+                        .values({vector_column(model.dimensions): np.asarray(embedding, dtype=np.float32)}))
     return template
 
 
-def reseal_batch(session: Session, cipher: TemplateCipher, size: int, vector_column_dimensions: int | None) -> int:
+def reseal_batch(session: Session, cipher: TemplateCipher, size: int, vector_column_dimensions: frozenset[int]) -> int:
     """Move up to ``size`` templates not sealed under the current key onto it; how many were moved.
 
     Rows another transaction is resealing are skipped, so several runs may share the work. Where the
@@ -132,9 +133,10 @@ def reseal_batch(session: Session, cipher: TemplateCipher, size: int, vector_col
                                  .with_for_update(skip_locked=True)))
     for template in batch:
         _seal(template, embedding_of(template, cipher), cipher)
-    if batch and vector_column_dimensions is not None:
-        table = vector_table(vector_column_dimensions)
-        session.execute(sa.update(table).where(table.c.id.in_([t.id for t in batch])).values({VECTOR_COLUMN: None}))
+    for dimensions in vector_column_dimensions if batch else ():
+        table = vector_table(dimensions)
+        session.execute(sa.update(table).where(table.c.id.in_([t.id for t in batch]))
+                        .values({vector_column(dimensions): None}))
     session.flush()
     return len(batch)
 
@@ -150,6 +152,54 @@ def _of_model(model: EmbeddingModel) -> sa.ColumnElement[bool]:
                    FaceTemplate.dimensions == model.dimensions)
 
 
+def template_models(session: Session, user: User) -> set[EmbeddingModel]:
+    """The models the user's templates were made by."""
+    rows = session.execute(sa.select(FaceTemplate.model_name, FaceTemplate.model_version, FaceTemplate.dimensions)
+                           .where(FaceTemplate.user_id == user.id).distinct()).all()
+    return {EmbeddingModel(name, version, dimensions) for name, version, dimensions in rows}
+
+
+def _has_template_of(model: EmbeddingModel) -> sa.ColumnElement[bool]:
+    """Whether the user (the query's User row) has a template made by ``model``."""
+    other = aliased(FaceTemplate)
+    return sa.exists().where(other.user_id == User.id, other.model_name == model.name,
+                             other.model_version == model.version)
+
+
+def _without_templates_of(model: EmbeddingModel | None) -> sa.ColumnElement[bool]:
+    """Users with no template of ``model`` (every user for None): those a legacy model still decides for."""
+    return sa.true() if model is None else ~_has_template_of(model)
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """Where an application's users stand in a move to the primary embedding model."""
+
+    application: str
+    users: int
+    migrated: int  # with a template of the primary model
+    waiting: int  # only templates of legacy models still served: moved at their next login
+    stranded: int  # no template a served model can compare with: they must enrol again
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def migration_status(session: Session, primary: EmbeddingModel,
+                     legacy: tuple[EmbeddingModel, ...]) -> list[MigrationStatus]:
+    """Per application, its users counted by the models their templates were made by."""
+    migrated = _has_template_of(primary)
+    waiting = sa.and_(~migrated, sa.or_(sa.false(), *(_has_template_of(model) for model in legacy)))
+
+    def count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+    rows = session.execute(sa.select(Application.name, sa.func.count(User.id), count(migrated), count(waiting))
+                           .join(User, User.application_id == Application.id)
+                           .group_by(Application.name).order_by(Application.name)).all()
+    return [MigrationStatus(name, users, done, left, users - done - left) for name, users, done, left in rows]
+
+
 def embeddings(session: Session, user: User, model: EmbeddingModel, cipher: TemplateCipher) -> np.ndarray:
     """(N, D) embeddings of the user's templates made by ``model``; other models' are never compared."""
     rows = session.execute(sa.select(*_SEALED).where(FaceTemplate.user_id == user.id, _of_model(model)))
@@ -157,25 +207,30 @@ def embeddings(session: Session, user: User, model: EmbeddingModel, cipher: Temp
 
 
 def application_embeddings(session: Session, application_id: int, model: EmbeddingModel,
-                           cipher: TemplateCipher) -> tuple[list[str], np.ndarray]:
-    """Every template of the application made by ``model``: owners' ids and an (N, D) array."""
+                           cipher: TemplateCipher, skip_users_of: EmbeddingModel | None = None,
+                           ) -> tuple[list[str], np.ndarray]:
+    """Every template of the application made by ``model``, but for users who have one of ``skip_users_of``:
+    owners' ids and an (N, D) array."""
     rows = session.execute(sa.select(User.external_id, *_SEALED).join(FaceTemplate.user)
-                           .where(User.application_id == application_id, _of_model(model))).all()
+                           .where(User.application_id == application_id, _of_model(model),
+                                  _without_templates_of(skip_users_of))).all()
     owners = [row.external_id for row in rows]
     return owners, np.array([embedding_of(row, cipher) for row in rows], dtype=np.float32).reshape(-1, model.dimensions)
 
 
 def nearest_by_vector(session: Session, application_id: int, model: EmbeddingModel, probe: np.ndarray,
-                      ef_search: int) -> tuple[str, float] | None:
-    """The application's template nearest to ``probe`` through pgvector's HNSW index (L2), with its distance."""
+                      ef_search: int, skip_users_of: EmbeddingModel | None = None) -> tuple[str, float] | None:
+    """The application's template nearest to ``probe`` through pgvector's HNSW index (L2), with its distance;
+    users who have a template of ``skip_users_of`` are left out."""
     table = vector_table(model.dimensions)
-    distance = table.c[VECTOR_COLUMN].l2_distance(np.asarray(probe, dtype=np.float32))
+    column = table.c[vector_column(model.dimensions)]
+    distance = column.l2_distance(np.asarray(probe, dtype=np.float32))
     # Candidates of other applications are filtered after the index scan; a wider search keeps recall up.
     session.execute(sa.text("select set_config('hnsw.ef_search', :value, true)"), {"value": str(ef_search)})
     row = session.execute(
         sa.select(User.external_id, distance.label("distance")).join(User, User.id == table.c.user_id)
         .where(User.application_id == application_id, table.c.model_name == model.name,
-               table.c.model_version == model.version, table.c[VECTOR_COLUMN].is_not(None))
+               table.c.model_version == model.version, column.is_not(None), _without_templates_of(skip_users_of))
         .order_by(distance).limit(1)).first()
     return None if row is None else (row.external_id, float(row.distance))
 
