@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -131,3 +132,23 @@ def test_close_finishes_what_is_queued(model: GatedModel) -> None:
         assert queued.result(5) == [20]
     with pytest.raises(Overloaded, match="shutting down"):
         batcher.submit([3])
+
+
+class Photo:
+    """An item that can be watched for being freed, as a decoded photo is by the decode budget."""
+
+
+def test_an_idle_worker_keeps_no_item_of_its_last_batch_alive() -> None:
+    def sizes(items: Sequence[Photo]) -> list[int]:
+        return [0 for _ in items]
+
+    batcher = DynamicBatcher(sizes, BatchSettings(max_batch_size=4, max_queue_delay=0, max_queue=8))
+    photos = [Photo(), Photo()]
+    watched = [weakref.ref(photo) for photo in photos]
+    assert batcher.submit(photos) == [0, 0]
+    del photos
+    give_up = time.monotonic() + 5
+    while any(ref() is not None for ref in watched):
+        assert time.monotonic() < give_up, "the worker still holds its last batch"
+        time.sleep(0.01)
+    batcher.close()

@@ -35,7 +35,7 @@ from faceauth.grpc.metrics import Metrics
 from faceauth.grpc.server import ModelServer, ModelServicer
 from faceauth.grpc.settings import ServingSettings
 from faceauth.grpc.status import ERROR_CODE_KEY
-from faceauth.images import decode_image
+from faceauth.images import DECODE_BUDGET, decode_image
 from faceauth.logs import JsonFormatter
 from faceauth.v1 import common_pb2
 from faceauth_detector.pose import yaw_degrees
@@ -410,6 +410,27 @@ def test_a_full_queue_gives_resource_exhausted(model_dir: Path, photos: list[Pho
     for photo, result in zip(photos, results, strict=True):
         if not isinstance(result, grpc.RpcError):
             np.testing.assert_allclose(result, photo.embedding, atol=1e-4)
+
+
+def test_a_spent_decode_budget_gives_resource_exhausted_then_serves_again(
+        detector_server: ModelServer, embedder_server: ModelServer, photos: list[Photo]) -> None:
+    photo = photos[0]
+    detect_client = DetectorClient(target(detector_server))
+    embed_client = EmbedderClient(target(embedder_server))
+    # What is left of it, as if large photos were decoding in every other call (the photos fixture holds some).
+    taken = DECODE_BUDGET.reserve(DECODE_BUDGET.capacity - DECODE_BUDGET.in_use)
+    try:
+        calls: list[Callable[[], Any]] = [lambda: detect_client.detect(photo.data),
+                                          lambda: embed_client.embed(photo.data, landmarks_of(photo))]
+        for call in calls:
+            with pytest.raises(grpc.RpcError) as refused:
+                call()
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "too many images are being decoded" in refused.value.details()
+    finally:
+        DECODE_BUDGET.release(taken)
+    assert detect_client.detect(photo.data).faces
+    np.testing.assert_allclose(embed_client.embed(photo.data, landmarks_of(photo)), photo.embedding, atol=1e-4)
 
 
 def test_an_expired_deadline_gives_deadline_exceeded_and_skips_the_model(embedder_server: ModelServer,

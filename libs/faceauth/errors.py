@@ -1,4 +1,5 @@
-"""One error type that every layer can map to a client error (HTTP 4xx, gRPC INVALID_ARGUMENT)."""
+"""Errors every layer maps the same way: InvalidInput to a client error (HTTP 4xx, gRPC INVALID_ARGUMENT),
+ServerBusy to "try again later" (HTTP 503, gRPC RESOURCE_EXHAUSTED)."""
 
 from __future__ import annotations
 
@@ -10,3 +11,8 @@ class InvalidInput(ValueError):  # noqa: N818 - reads better at call sites than 
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class ServerBusy(RuntimeError):  # noqa: N818 - reads better at call sites than ServerBusyError
+    """No room for this input right now (e.g. the decode memory budget is spent): retry later or
+    elsewhere; gRPC RESOURCE_EXHAUSTED, HTTP 503."""

@@ -129,6 +129,10 @@ class DynamicBatcher(Generic[Item, Result]):
             live = self._start(batch)
             if live:
                 self._execute(live)
+            # Let go of the items before waiting for the next batch: they are decoded photos, counted
+            # against the decode budget (faceauth.images) until freed, and a worker left idle would
+            # otherwise keep its last batch's photos alive until the next batch comes.
+            del batch, live
 
     def _next_batch(self) -> list[_Pending[Item, Result]] | None:
         """Wait for items, then for the batch to fill or the oldest item's delay to run out."""

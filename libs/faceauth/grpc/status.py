@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import grpc
 
-from faceauth.errors import InvalidInput
+from faceauth.errors import InvalidInput, ServerBusy
 from faceauth.grpc.batcher import DeadlineExpired, Overloaded
 
 # Trailing metadata key holding InvalidInput.code ("corrupt_image", ...): a stable reason for programs,
@@ -46,7 +46,7 @@ def status_on_error(context: grpc.ServicerContext) -> Iterator[None]:
     except InvalidInput as exc:
         context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
-    except Overloaded as exc:
+    except (Overloaded, ServerBusy) as exc:
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     except DeadlineExpired as exc:
         context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
