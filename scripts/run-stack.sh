@@ -43,7 +43,7 @@ faceauth is ready.
   API           http://127.0.0.1:8000   (docs: http://127.0.0.1:8000/docs)
   web demo      http://127.0.0.1:8000/demo/   (paste the API key below; FACEAUTH_DEMO_ENABLED=0 hides it)
   JWKS          http://127.0.0.1:8000/.well-known/jwks.json
-  metrics       auth :8000/metrics, detector :9101/metrics, embedder :9102/metrics
+  metrics       auth :9103/metrics, detector :9101/metrics, embedder :9102/metrics
   API key       ${FACEAUTH_BOOTSTRAP_API_KEY}${generated:+   (generated; set FACEAUTH_BOOTSTRAP_API_KEY to choose one)}
 
 Try it:

@@ -21,9 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from sqlalchemy.engine import make_url
 from werkzeug.serving import BaseWSGIServer, make_server
-from werkzeug.test import TestResponse
+from werkzeug.test import Client, TestResponse
 
 from faceauth.grpc.launch import ServiceProcess
+from faceauth_auth.app import create_metrics_app
 from faceauth_auth.db import Database, create_engine
 
 # LFW people and photos with exactly one face in them (checked with /v1/faces/detect).
@@ -159,3 +160,10 @@ def sqlalchemy_url(server: pgserver.PostgresServer) -> str:
 def samples(exposition: str) -> list[Sample]:
     """Every sample of a Prometheus text exposition."""
     return [sample for family in text_string_to_metric_families(exposition) for sample in family.samples]
+
+
+def scraped(http: Any) -> list[Sample]:
+    """Every sample the metrics port of ``http``'s app (a FlaskClient's) serves; the API's port has no /metrics."""
+    response = Client(create_metrics_app(http.application)).get("/metrics")
+    assert response.status_code == 200
+    return samples(response.get_data(as_text=True))

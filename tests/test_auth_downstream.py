@@ -7,14 +7,13 @@ import time
 from flask.testing import FlaskClient
 
 from faceauth.grpc.launch import total
-from tests.auth_helpers import ALICE, Headers, ModelServices, Photo, body, error_code, samples, upload
+from tests.auth_helpers import ALICE, Headers, ModelServices, Photo, body, error_code, scraped, upload
 
 pytest_plugins = ["tests.auth_fixtures"]
 
 
 def _embedder_errors(http: FlaskClient) -> float:
-    return total(samples(http.get("/metrics").get_data(as_text=True)), "faceauth_downstream_errors_total",
-                 service="embedder", code="UNAVAILABLE")
+    return total(scraped(http), "faceauth_downstream_errors_total", service="embedder", code="UNAVAILABLE")
 
 
 def test_embedder_killed_gives_503_then_recovers_when_restarted(http: FlaskClient, headers: Headers, photo: Photo,

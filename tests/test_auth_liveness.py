@@ -14,7 +14,7 @@ from faceauth_auth.__main__ import main as manage
 from faceauth_auth.db import Database
 from faceauth_auth.models import AuditEvent
 from faceauth_auth.repositories import applications
-from tests.auth_helpers import Application, body, error_code, samples, upload
+from tests.auth_helpers import Application, body, error_code, scraped, upload
 
 pytest_plugins = ["tests.auth_fixtures"]
 
@@ -34,8 +34,7 @@ def _set_policy(monkeypatch: pytest.MonkeyPatch, database_url: str, app: str, po
 
 
 def _scores(http: FlaskClient, verdict: str, policy: str) -> float:
-    exposition = samples(http.get("/metrics").get_data(as_text=True))
-    return total(exposition, "faceauth_liveness_score_count", verdict=verdict, policy=policy)
+    return total(scraped(http), "faceauth_liveness_score_count", verdict=verdict, policy=policy)
 
 
 def test_enforce_refuses_a_printed_photo_at_enrolment_and_login(
@@ -49,12 +48,10 @@ def test_enforce_refuses_a_printed_photo_at_enrolment_and_login(
 
     enrolled = http.post("/auth/face-register", headers=headers, **upload("carol", antispoof_photo(ENROL)))
     assert enrolled.status_code == 201
-    spoofs = total(samples(http.get("/metrics").get_data(as_text=True)), "faceauth_login_outcomes_total",
-                   outcome="spoof")
+    spoofs = total(scraped(http), "faceauth_login_outcomes_total", outcome="spoof")
     attack = http.post("/auth/face-login", headers=headers, **upload("carol", antispoof_photo(PRINTED)))
     assert attack.status_code == 401 and error_code(attack) == "spoof_detected"
-    assert total(samples(http.get("/metrics").get_data(as_text=True)), "faceauth_login_outcomes_total",
-                 outcome="spoof") == spoofs + 1
+    assert total(scraped(http), "faceauth_login_outcomes_total", outcome="spoof") == spoofs + 1
     live = http.post("/auth/face-login", headers=headers, **upload("carol", antispoof_photo(LOGIN)))
     assert live.status_code == 200 and "access_token" in body(live)
     with auth_db.transaction() as session:  # refused attempts leave no event; the two that passed carry a score

@@ -30,7 +30,7 @@ from tests.auth_helpers import (
     Photo,
     body,
     error_code,
-    samples,
+    scraped,
     upload,
 )
 
@@ -40,7 +40,7 @@ SLOTS = 2
 
 
 def _metric(http: FlaskClient, name: str) -> float:
-    return total(samples(http.get("/metrics").get_data(as_text=True)), name)
+    return total(scraped(http), name)
 
 
 @contextmanager

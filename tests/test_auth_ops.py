@@ -35,6 +35,7 @@ from tests.auth_helpers import (
     error_code,
     http_upload,
     samples,
+    scraped,
     upload,
 )
 
@@ -55,11 +56,11 @@ def test_health_and_readiness(http: FlaskClient, make_app: Callable[..., Flask])
 
 def test_metrics_count_logins_decisions_and_downstream_calls(http: FlaskClient, headers: Headers,
                                                              photo: Photo) -> None:
-    before = samples(http.get("/metrics").get_data(as_text=True))
+    before = scraped(http)
     assert http.post("/auth/face-register", headers=headers, **upload("alice", photo(ALICE, 2))).status_code == 201
     for image, status in ((photo(ALICE, 3), 200), (photo(BOB, 1), 401), (photo(*TWO_FACES), 422)):
         assert http.post("/auth/face-login", headers=headers, **upload("alice", image)).status_code == status
-    after = samples(http.get("/metrics").get_data(as_text=True))
+    after = scraped(http)
 
     def grew(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)
@@ -113,9 +114,10 @@ def test_the_auth_service_never_imports_the_model_code() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_gunicorn_serves_the_app_with_multiprocess_metrics(tmp_path: Path, model_services: ModelServices,
-                                                           jwt_dir: Path, template_key_file: Path,
-                                                           photo: Photo) -> None:
+def test_gunicorn_serves_the_api_and_the_multiprocess_metrics_on_separate_ports(
+        tmp_path: Path, model_services: ModelServices, jwt_dir: Path, template_key_file: Path, photo: Photo) -> None:
+    """/metrics holds every decision's distance and every face's liveness score (histogram sums and buckets),
+    which the API never returns: it is served on the metrics port alone, never on the API's."""
     key = f"gunicorn-bootstrap-{uuid.uuid4().hex}"
     env = {"PYTHONPATH": os.pathsep.join(sys.path), "FACEAUTH_WORKERS": "2",
            "FACEAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/auth.db", "FACEAUTH_BOOTSTRAP_API_KEY": key,
@@ -133,11 +135,27 @@ def test_gunicorn_serves_the_app_with_multiprocess_metrics(tmp_path: Path, model
                 with urllib.request.urlopen(http_upload(f"{server.url}/v1/faces/detect", {"X-API-Key": key}, None,
                                                         photo(ALICE, 2)), timeout=10) as response:
                     assert len(json.load(response)["faces"]) == 1
-            with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
-                scraped = samples(response.read().decode())
-            assert total(scraped, "faceauth_http_request_duration_seconds_count", endpoint="/v1/faces/detect") == 6
+            for path, image in (("/auth/face-register", photo(ALICE, 2)), ("/auth/face-login", photo(ALICE, 3))):
+                with urllib.request.urlopen(http_upload(f"{server.url}{path}", {"X-API-Key": key}, "alice", image),
+                                            timeout=10) as response:
+                    assert response.status in (200, 201)
+            with urllib.request.urlopen(server.metrics_url, timeout=10) as response:
+                scraped_text = response.read().decode()
+            for public in ("/metrics", "/metrics/"):
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    urllib.request.urlopen(f"{server.url}{public}", timeout=10)
+                assert refused.value.code == 404
+                assert b"faceauth_" not in refused.value.read()
+            with pytest.raises(urllib.error.HTTPError) as not_the_api:  # and the metrics port serves nothing else
+                urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/healthz", timeout=10)
+            assert not_the_api.value.code == 404
         finally:
             assert server.stop() == 0  # SIGTERM: gunicorn drains its workers and exits cleanly
+    scraped = samples(scraped_text)
+    assert total(scraped, "faceauth_http_request_duration_seconds_count", endpoint="/v1/faces/detect") == 6
+    assert total(scraped, "faceauth_match_distance_count", decision="genuine") == 1
+    assert total(scraped, "faceauth_liveness_score_count") == 2  # enrolment and login, policy report
+    assert total(scraped, "faceauth_enrolled_templates") == 1
     lines = [json.loads(line) for line in (tmp_path / "gunicorn.log").read_text().splitlines() if line.startswith("{")]
     assert any(line["message"] == "http request" and line["endpoint"] == "/v1/faces/detect" for line in lines)
     assert all(key not in json.dumps(line) for line in lines)

@@ -21,7 +21,7 @@ pytest_plugins = ["tests.auth_fixtures"]
 
 
 def test_every_api_endpoint_needs_a_valid_key(http: FlaskClient, auth_app: Flask) -> None:
-    public = {"/healthz", "/readyz", "/metrics", "/.well-known/jwks.json", "/openapi.json", "/docs",
+    public = {"/healthz", "/readyz", "/.well-known/jwks.json", "/openapi.json", "/docs",
               "/static/<path:filename>"}
     for rule in auth_app.url_map.iter_rules():
         if rule.rule in public:
@@ -34,6 +34,7 @@ def test_every_api_endpoint_needs_a_valid_key(http: FlaskClient, auth_app: Flask
             assert (wrong.status_code, error_code(wrong)) == (401, "invalid_api_key"), path
     for path in public - {"/static/<path:filename>"}:
         assert http.get(path).status_code in (200, 503), path
+    assert http.get("/metrics").status_code == 404  # on the metrics port only (test_auth_ops)
 
 
 def test_a_key_works_as_bearer_or_x_api_key_and_is_stored_hashed(http: FlaskClient, auth_db: Database) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from faceauth_auth.config import Settings
 from tests.helm.support import (
     CHART,
     HELM_TESTS,
@@ -219,7 +220,11 @@ def test_ports_match_the_services_defaults() -> None:
         assert f"default_port={grpc_port}" in main_py and f"default_metrics_port={metrics_port}" in main_py
         ports = {p["name"]: p["containerPort"] for p in container(deployment(objects, component), component)["ports"]}
         assert ports == {"grpc": grpc_port, "metrics": metrics_port}
-    assert {p["containerPort"] for p in container(deployment(objects, "auth"), "auth")["ports"]} == {8000}
+    auth = container(deployment(objects, "auth"), "auth")
+    assert {p["name"]: p["containerPort"] for p in auth["ports"]} == {"http": 8000, "metrics": Settings().metrics_port}
+    assert env_of(auth)["FACEAUTH_METRICS_PORT"] == str(Settings().metrics_port)
+    service = named(objects, "Service", component_name("auth"))
+    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {"http": "http", "metrics": "metrics"}
 
 
 # Variables the chart sets that the code reads through libraries or tools rather than by name.
@@ -327,7 +332,9 @@ def test_network_policies_admit_only_auth_ingress_and_prometheus(values_set: str
     ingress_rule, metrics_rule = auth_policy["spec"]["ingress"]
     assert ingress_rule["from"][0] == {"namespaceSelector": {"matchLabels": {
         "kubernetes.io/metadata.name": "ingress-nginx"}}, "podSelector": {}}
-    assert metrics_rule["from"] == [prometheus_peer]
+    # The API's clients never reach auth's metrics (match distances, liveness scores): only Prometheus does.
+    assert ingress_rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert metrics_rule == {"from": [prometheus_peer], "ports": [{"port": "metrics", "protocol": "TCP"}]}
 
 
 def test_secrets_generated_for_trials_and_taken_from_existing_ones() -> None:
@@ -499,6 +506,7 @@ def test_service_monitors_scrape_each_pod_once_with_job_set_to_the_service() -> 
         (service,) = selected
         assert service["metadata"]["labels"]["app.kubernetes.io/component"] == component
         (endpoint,) = monitor["endpoints"]
+        assert endpoint["port"] == "metrics"  # auth's too: its API port serves no /metrics
         assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
         assert endpoint["path"] == "/metrics"
         assert monitors[component_name(component)]["metadata"]["labels"]["release"] == "kube-prometheus-stack"

@@ -267,7 +267,8 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             name = Path(env[variable]).name
             (keys / name).write_text(secret_value(f"{RELEASE}-{secret}", name))
             env[variable] = str(keys / name)
-        env.pop("FACEAUTH_PORT")  # AuthProcess listens on a free local port
+        for local in ("FACEAUTH_PORT", "FACEAUTH_METRICS_PORT"):  # AuthProcess listens on free local ports
+            env.pop(local)
         env.update(python_path, FACEAUTH_DETECTOR_TARGET=f"dns:///{detector.target}",
                    FACEAUTH_EMBEDDER_TARGET=f"dns:///{embedder.target}", HOME=str(workdir),
                    PROMETHEUS_MULTIPROC_DIR=str(workdir / "prometheus-multiproc"))
@@ -278,7 +279,7 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         port = free_port()
         config = prometheus_config({"detector": f"127.0.0.1:{detector.metrics_port}",
                                     "embedder": f"127.0.0.1:{embedder.metrics_port}",
-                                    "auth": f"127.0.0.1:{auth.port}"}, f"127.0.0.1:{ksm.server_port}")
+                                    "auth": f"127.0.0.1:{auth.metrics_port}"}, f"127.0.0.1:{ksm.server_port}")
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         (workdir / "rules.yaml").write_text(yaml.safe_dump(alert_rules("default", SETTINGS)))
         prometheus = subprocess.Popen(

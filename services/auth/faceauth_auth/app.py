@@ -1,12 +1,19 @@
-"""The Flask app factory: wires settings, database, gRPC clients, token keys and the blueprints."""
+"""The Flask app factory: wires settings, database, gRPC clients, token keys and the blueprints.
+
+``create_app`` is the API (public port); ``create_metrics_app`` the Prometheus metrics of the same
+process, for the metrics port; ``by_port`` joins them into what gunicorn serves (wsgi.py).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from faceauth.grpc.client import DetectorClient, EmbedderClient
-from faceauth_auth import admission, authn, errors, migrate, observability, ratelimit, templatecrypto
+from faceauth_auth import admission, authn, errors, metrics, migrate, observability, ratelimit, templatecrypto
 from faceauth_auth.api import audit, auth, demo, docs, faces, ops, users, wellknown
 from faceauth_auth.config import Settings
 from faceauth_auth.context import EXTENSION, Services
@@ -15,6 +22,9 @@ from faceauth_auth.lockout import LockoutPolicy
 from faceauth_auth.pipeline import FacePipeline
 from faceauth_auth.quality import QualityPolicy
 from faceauth_auth.tokens import TokenIssuer, load_key
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
 def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Flask:
@@ -52,3 +62,28 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fla
     if settings.demo_enabled:
         app.register_blueprint(demo.bp)
     return app
+
+
+def create_metrics_app(app: Flask) -> WSGIApplication:
+    """``app``'s Prometheus metrics (every worker's, under gunicorn), as the metrics port serves them."""
+    services: Services = app.extensions[EXTENSION]
+    return metrics.wsgi_app(ops.template_counter(services.db))
+
+
+def _local_port(environ: WSGIEnvironment) -> int | None:
+    """The port the connection was accepted on: the kernel's word, not the Host header's."""
+    connection = environ.get("gunicorn.socket")
+    try:
+        address = connection.getsockname() if connection is not None else None
+    except OSError:
+        return None
+    # (host, port) for IPv4, (host, port, flow, scope) for IPv6; a str for a Unix socket.
+    return address[1] if isinstance(address, tuple) else None
+
+
+def by_port(public: WSGIApplication, private: WSGIApplication, private_port: int) -> WSGIApplication:
+    """``private`` for connections accepted on ``private_port`` (gunicorn listens on both), ``public`` for the rest."""
+    def dispatch(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        target = private if _local_port(environ) == private_port else public
+        return target(environ, start_response)
+    return dispatch

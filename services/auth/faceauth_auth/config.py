@@ -16,6 +16,7 @@ class Settings:
     """Everything the auth service needs besides its code; see services/auth/README.md for each variable."""
 
     database_url: str = "sqlite:///var/faceauth.db"
+    metrics_port: int = 9103  # Prometheus /metrics, apart from the API's port (gunicorn listens on both)
     migrate_on_start: bool = True
     db_pool_size: int = 16  # connections per worker process, as many as its threads so none waits for one
     db_pool_timeout: float = 5.0  # seconds a request waits for a free connection before a 503
@@ -60,6 +61,7 @@ class Settings:
         previous_template_keys = env_str("FACEAUTH_TEMPLATE_PREVIOUS_KEY_FILES", "")
         return cls(
             database_url=env_str("FACEAUTH_DATABASE_URL", cls.database_url),
+            metrics_port=env_int("FACEAUTH_METRICS_PORT", cls.metrics_port),
             migrate_on_start=env_bool("FACEAUTH_MIGRATE_ON_START", cls.migrate_on_start),
             db_pool_size=env_int("FACEAUTH_DB_POOL_SIZE", cls.db_pool_size),
             db_pool_timeout=env_float("FACEAUTH_DB_POOL_TIMEOUT", cls.db_pool_timeout),

@@ -2,6 +2,8 @@
 
 The master prepares the database once before forking (so workers never race on migrations), and
 every worker is a separate process, so Prometheus metrics go through PROMETHEUS_MULTIPROC_DIR.
+gunicorn listens on two ports: the API's (FACEAUTH_PORT) and the metrics' (FACEAUTH_METRICS_PORT);
+every worker serves both, each request the app of its port (faceauth_auth.wsgi).
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from faceauth.config import env_int, env_str
+from faceauth_auth.config import Settings  # no prometheus_client behind it
 
 # prometheus_client picks its multi-process mode when first imported, so the directory is chosen
 # before anything imports it; files of a previous run would add old counts, so they go.
 _METRICS_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="faceauth-metrics-")))
 
-wsgi_app = "faceauth_auth.wsgi:app"
+wsgi_app = "faceauth_auth.wsgi:application"
 _ADDRESS = env_str("FACEAUTH_BIND_ADDRESS", "0.0.0.0")
 _PORT = env_int("FACEAUTH_PORT", 8000)
-bind = f"{_ADDRESS}:{_PORT}"
+_METRICS_PORT = env_int("FACEAUTH_METRICS_PORT", Settings.metrics_port)
+if _METRICS_PORT == _PORT:
+    raise ValueError(f"FACEAUTH_METRICS_PORT must differ from FACEAUTH_PORT ({_PORT}): /metrics stays off the API")
+bind = [f"{_ADDRESS}:{_PORT}", f"{_ADDRESS}:{_METRICS_PORT}"]
 workers = env_int("FACEAUTH_WORKERS", 2)
 # Threads: a request mostly waits on the detector, the embedder and the database. Four times the admission
 # slots (FACEAUTH_MAX_INFLIGHT): past capacity the spare threads answer 503 overloaded at once and keep health
@@ -46,7 +52,6 @@ def on_starting(_server: Any) -> None:
     for stale in _METRICS_DIR.glob("*.db"):
         stale.unlink()
     from faceauth import logs
-    from faceauth_auth.config import Settings
     from faceauth_auth.db import create_engine
     from faceauth_auth.migrate import prepare
     from faceauth_auth.templatecrypto import from_settings

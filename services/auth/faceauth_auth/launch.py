@@ -16,13 +16,17 @@ from faceauth.grpc.launch import ChildProcess, free_port
 
 
 class AuthProcess(ChildProcess):
-    """``gunicorn -c python:faceauth_auth.gunicorn_conf`` on a free 127.0.0.1 port; ready when /readyz answers 200."""
+    """``gunicorn -c python:faceauth_auth.gunicorn_conf`` on free 127.0.0.1 ports (the API's and the metrics');
+    ready when /readyz answers 200."""
 
     def __init__(self, env: Mapping[str, str], output: IO[bytes] | None = None) -> None:
         self.port = free_port()
+        self.metrics_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         super().__init__("gunicorn", ["gunicorn", "-c", "python:faceauth_auth.gunicorn_conf"],
-                         {"FACEAUTH_BIND_ADDRESS": "127.0.0.1", "FACEAUTH_PORT": str(self.port), **env}, output)
+                         {"FACEAUTH_BIND_ADDRESS": "127.0.0.1", "FACEAUTH_PORT": str(self.port),
+                          "FACEAUTH_METRICS_PORT": str(self.metrics_port), **env}, output)
 
     def _ready(self) -> bool:
         try:

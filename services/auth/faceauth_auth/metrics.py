@@ -1,4 +1,10 @@
-"""Prometheus metrics of the auth service.
+"""Prometheus metrics of the auth service, served on their own port (FACEAUTH_METRICS_PORT).
+
+They include the distance behind every match decision and the liveness score of every judged
+face, which the API never returns (a caller able to read them could tune a forged face against
+the threshold), so /metrics is not on the API's port: gunicorn listens on both, and requests that
+arrive on the metrics port reach ``wsgi_app`` alone (faceauth_auth.app.by_port). In Kubernetes only
+Prometheus may reach that port (the chart's NetworkPolicy).
 
 Under gunicorn every worker is a process, so prometheus_client runs in multi-process mode
 (PROMETHEUS_MULTIPROC_DIR, set up by gunicorn_conf) and /metrics aggregates the workers' files. The
@@ -9,7 +15,8 @@ workers and survives restarts.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,6 +30,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 # An auth call is a detector call plus an embedder call plus a few queries: ~0.1 s, up to seconds queued.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)
@@ -82,3 +92,18 @@ def exposition(count_templates: Callable[[], dict[str, int]]) -> tuple[bytes, st
     templates = CollectorRegistry()
     templates.register(TemplateCountCollector(count_templates))
     return process_metrics + generate_latest(templates), CONTENT_TYPE_LATEST
+
+
+def wsgi_app(count_templates: Callable[[], dict[str, int]]) -> WSGIApplication:
+    """The metrics port's whole WSGI application: GET /metrics, 404 for anything else."""
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "10")])
+            return [b"not found\n"]
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Length", "0")])
+            return [b""]
+        body, content_type = exposition(count_templates)
+        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
+    return app

@@ -1,13 +1,18 @@
-"""Operations endpoints: liveness, readiness and Prometheus metrics, all without an API key."""
+"""Operations endpoints: liveness and readiness, without an API key; and what the metrics port counts.
+
+The Prometheus metrics are not served here but on FACEAUTH_METRICS_PORT (faceauth_auth.metrics).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
-from faceauth_auth import metrics
 from faceauth_auth.authn import public
 from faceauth_auth.context import services
+from faceauth_auth.db import Database
 from faceauth_auth.errors import database_unavailable
 from faceauth_auth.repositories import users
 
@@ -38,11 +43,8 @@ def readyz() -> tuple[Response, int]:
     return jsonify({"error": {"code": "not_ready", "message": f"not ready: {failing}"}, "checks": checks}), 503
 
 
-@bp.get("/metrics")
-@public
-def prometheus() -> Response:
-    db = services().db
-
+def template_counter(db: Database) -> Callable[[], dict[str, int]]:
+    """Enrolled templates per model for faceauth_enrolled_templates, counted in the database at scrape time."""
     def count_templates() -> dict[str, int]:
         try:
             with db.transaction() as session:
@@ -51,6 +53,4 @@ def prometheus() -> Response:
             if not database_unavailable(error):
                 raise
             return {}  # still export the other metrics while the database is down
-
-    body, content_type = metrics.exposition(count_templates)
-    return Response(body, content_type=content_type)
+    return count_templates
