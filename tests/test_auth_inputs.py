@@ -71,6 +71,23 @@ def test_user_id_is_required_and_checked(http: FlaskClient, headers: Headers, ph
     assert http.get("/v1/users/" + "x" * 129, headers=headers).status_code == 400
 
 
+PHOTO_ENDPOINTS = ("/auth/face-register", "/auth/face-login", "/auth/face-verify", "/auth/face-identify",
+                   "/v1/faces/detect")
+
+
+@pytest.mark.parametrize("body_text", [
+    "[" * 1000 + "]" * 1000,
+    '{"user_id": "alice", "image": ' + "[" * 1000 + "]" * 1000 + "}",
+    '{"user_id": "alice", "image": ' + '{"a": ' * 5000 + "0" + "}" * 5000 + "}",
+    "[" * 1_000_000,  # 1 MB of brackets, never closed
+], ids=["array-1000", "image-array-1000", "image-object-5000", "unclosed-1000000"])
+def test_deeply_nested_json_is_400_invalid_json(http: FlaskClient, headers: Headers, body_text: str) -> None:
+    for path in PHOTO_ENDPOINTS:
+        response = http.post(path, headers=headers, data=body_text, content_type="application/json")
+        assert response.status_code == 400 and error_code(response) == "invalid_json", (path, body(response))
+    assert http.get("/v1/users/alice", headers=headers).status_code == 404
+
+
 def test_json_uploads_with_base64(http: FlaskClient, headers: Headers, photo: Photo) -> None:
     encoded = base64.b64encode(photo(ALICE, 2)).decode()
     enrolled = http.post("/auth/face-register", headers=headers, json={"user_id": "alice", "image": encoded})
