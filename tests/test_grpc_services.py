@@ -25,6 +25,7 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from faceauth import logs
 from faceauth.grpc import landmarks
@@ -77,10 +78,11 @@ def photos(lfw: Path, detector: FaceDetector, embedder: FaceEmbedder) -> list[Ph
 
 @contextmanager
 def listening(servicer_type: Callable[[ServingSettings, Metrics], ModelServicer], model_dir: Path,
-              batching: BatchSettings) -> Iterator[ModelServer]:
+              batching: BatchSettings, *, reflection: bool = False) -> Iterator[ModelServer]:
     """A started server on ephemeral localhost ports whose model is not loaded yet."""
     settings = ServingSettings(model_dir=model_dir, port=0, metrics_port=0, batching=batching,
-                               bind_address="127.0.0.1", metrics_address="127.0.0.1", grace_seconds=5)
+                               bind_address="127.0.0.1", metrics_address="127.0.0.1", grace_seconds=5,
+                               reflection=reflection)
     metrics = Metrics()
     server = ModelServer(servicer_type(settings, metrics), settings, metrics)
     server.start()
@@ -164,6 +166,29 @@ def test_health_turns_serving_after_warm_up_and_early_calls_are_retried(model_di
         for name in ("", DetectorServicer.service_name):
             assert health_status(target(server), name) == health_pb2.HealthCheckResponse.SERVING
         assert client.model_info().detector.name == "blazeface"
+
+
+def listed_services(server: ModelServer) -> list[str]:
+    """What server reflection says the server offers (grpcurl list)."""
+    with grpc.insecure_channel(target(server)) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answers = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                            timeout=5)
+        return [service.name for answer in answers for service in answer.list_services_response.service]
+
+
+def test_reflection_is_off_unless_asked_for(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FACEAUTH_GRPC_REFLECTION", raising=False)
+    assert not ServingSettings.from_env(default_port=0, default_metrics_port=0).reflection
+    monkeypatch.setenv("FACEAUTH_GRPC_REFLECTION", "on")
+    assert ServingSettings.from_env(default_port=0, default_metrics_port=0).reflection
+    with listening(DetectorServicer, model_dir, BatchSettings(max_batch_size=2)) as server:
+        with pytest.raises(grpc.RpcError) as refused:
+            listed_services(server)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert health_status(target(server)) == health_pb2.HealthCheckResponse.NOT_SERVING  # health still answers
+    with listening(DetectorServicer, model_dir, BatchSettings(max_batch_size=2), reflection=True) as server:
+        assert DetectorServicer.service_name in listed_services(server)
 
 
 class JsonLines(logging.Handler):

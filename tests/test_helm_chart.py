@@ -283,6 +283,17 @@ def test_the_web_demo_stays_off(values_set: str) -> None:
             assert "FACEAUTH_DEMO_ENABLED" not in env_of(spec), where
 
 
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_grpc_reflection_is_off_unless_asked_for(values_set: str) -> None:
+    """Server reflection describes the whole API to anyone who reaches the port: off in every values set."""
+    objects = render(values_set)
+    for component in MODEL_SERVERS:
+        assert env_of(container(deployment(objects, component), component))["FACEAUTH_GRPC_REFLECTION"] == "false"
+    debugging = render("default", ("detector.grpcReflection=true",))
+    assert env_of(container(deployment(debugging, "detector"), "detector"))["FACEAUTH_GRPC_REFLECTION"] == "true"
+    assert env_of(container(deployment(debugging, "embedder"), "embedder"))["FACEAUTH_GRPC_REFLECTION"] == "false"
+
+
 # --- Security ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("values_set", VALUES_SETS)

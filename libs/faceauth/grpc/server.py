@@ -1,4 +1,4 @@
-"""Server bootstrap: one grpc.server with health, reflection, metrics and a graceful shutdown.
+"""Server bootstrap: one grpc.server with health, metrics, optional reflection and a graceful shutdown.
 
 The port opens before the model loads, so Kubernetes probes get NOT_SERVING (not "connection
 refused") while loading; SERVING follows the warm-up. On SIGTERM the server turns NOT_SERVING,
@@ -60,7 +60,7 @@ class ModelServicer(Protocol):
 
 
 class ModelServer:
-    """The gRPC server around one ModelServicer, plus its health, reflection and metrics endpoints."""
+    """The gRPC server around one ModelServicer, plus its health and metrics endpoints (and reflection if asked)."""
 
     def __init__(self, servicer: ModelServicer, settings: ServingSettings, metrics: Metrics) -> None:
         self.settings = settings
@@ -74,8 +74,9 @@ class ModelServer:
                                   maximum_concurrent_rpcs=4 * settings.workers)
         servicer.register(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (servicer.service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        if settings.reflection:  # FACEAUTH_GRPC_REFLECTION; off by default (faceauth.grpc.settings)
+            reflection.enable_server_reflection(
+                (servicer.service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.port: int = self.server.add_insecure_port(f"{settings.bind_address}:{settings.port}")
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self._metrics_http: WSGIServer | None = None

@@ -23,6 +23,9 @@ class ServingSettings:
     metrics_address: str = "0.0.0.0"  # Prometheus scrapes from other pods
     grace_seconds: float = 25.0  # Kubernetes kills the pod 30 s after SIGTERM by default
     log_level: str = "INFO"
+    # gRPC server reflection lists every service and message the server has (grpcurl's describe):
+    # handy when debugging, a map of the API for anyone who can reach the port otherwise; off unless asked.
+    reflection: bool = False
 
     @property
     def workers(self) -> int:
@@ -47,4 +50,5 @@ class ServingSettings:
                    runtime=Runtime(env_str("FACEAUTH_MODEL_RUNTIME", "auto"), env_int("FACEAUTH_INTRA_OP_THREADS", 0)),
                    bind_address=env_str("FACEAUTH_BIND_ADDRESS", "[::]"),
                    grace_seconds=env_float("FACEAUTH_GRACE_SECONDS", 25.0),
-                   log_level=env_str("FACEAUTH_LOG_LEVEL", "INFO"))
+                   log_level=env_str("FACEAUTH_LOG_LEVEL", "INFO"),
+                   reflection=env_bool("FACEAUTH_GRPC_REFLECTION", False))
