@@ -311,7 +311,7 @@ def test_every_embedding_names_the_model_that_computed_it(embedder_server: Model
 def test_embedding_by_a_model_the_embedder_does_not_serve_is_refused(embedder_server: ModelServer,
                                                                    photos: list[Photo]) -> None:
     client = EmbedderClient(target(embedder_server))
-    [(vector, model)] = client.embed_with(photos[0].data, landmarks_of(photos[0]), ["mobilefacenet"])
+    [(vector, _model)] = client.embed_with(photos[0].data, landmarks_of(photos[0]), ["mobilefacenet"])
     np.testing.assert_allclose(vector, photos[0].embedding, atol=1e-4)
     for asked in (["dlib-resnet"], ["mobilefacenet", "mobilefacenet"]):
         with pytest.raises(grpc.RpcError) as refused:
