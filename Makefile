@@ -51,12 +51,14 @@ run: $(INSTALLED) $(STUBS) $(MODELS) ## The whole stack on localhost (auth :8000
 test: $(INSTALLED) $(STUBS) $(MODELS) ## Run the whole test suite (starts PostgreSQL if needed).
 	scripts/ensure-postgres.sh
 	scripts/ensure-prometheus.sh
+	scripts/ensure-redis.sh
 	scripts/ensure-chromium.sh
 	$(BIN)/pytest -q -p no:cacheprovider --shared=$(abspath $(SHARED)); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$status
 
 helm: $(INSTALLED) $(STUBS) $(MODELS) ## Lint, render, validate and test the Helm chart (also part of make test).
 	scripts/ensure-prometheus.sh
+	scripts/ensure-redis.sh
 	$(BIN)/pytest -q -p no:cacheprovider --shared=$(abspath $(SHARED)) tests/test_helm_chart.py \
 	  tests/test_helm_alerts.py tests/test_helm_live.py
 

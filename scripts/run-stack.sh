@@ -10,6 +10,10 @@ export FACEAUTH_DATABASE_URL=${DATABASE_URL:-${FACEAUTH_DATABASE_URL:-sqlite:///
 export FACEAUTH_JWT_CURRENT_KEY_FILE=$PWD/var/jwt/current.pem FACEAUTH_JWT_NEXT_KEY_FILE=$PWD/var/jwt/next.pem
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 export FACEAUTH_DEMO_ENABLED=${FACEAUTH_DEMO_ENABLED:-1}
+# Two gunicorn workers, as in production, counting rate limits in memory: each worker counts alone,
+# which auth refuses unless told (fine on one's own machine). FACEAUTH_RATE_LIMIT_STORAGE_URI=redis://...
+# shares the counts instead.
+export FACEAUTH_RATE_LIMIT_ALLOW_PER_WORKER=${FACEAUTH_RATE_LIMIT_ALLOW_PER_WORKER:-true}
 [ -f var/jwt/current.pem ] || "$bin/python" -m faceauth_auth keys generate-jwt --out var/jwt
 # Templates are encrypted at rest: a development key unless FACEAUTH_TEMPLATE_KEY_FILE names one.
 if [ -z "${FACEAUTH_TEMPLATE_KEY_FILE:-}" ] && [ "${FACEAUTH_TEMPLATE_ENCRYPTION:-on}" != off ]; then

@@ -74,7 +74,10 @@ def auth_settings(model_services: ModelServices, auth_database_url: str, jwt_dir
     return Settings(database_url=auth_database_url, detector_target=model_services.detector.target,
                     embedder_target=model_services.embedder.target,
                     jwt_current_key_file=jwt_dir / "current.pem", jwt_next_key_file=jwt_dir / "next.pem",
-                    template_key_file=template_key_file, grpc_timeout=5.0)
+                    template_key_file=template_key_file, grpc_timeout=5.0,
+                    # Every test's requests come from 127.0.0.1 and many check refused keys; the limit on failed
+                    # authentications has its own test (test_auth_security), with the default.
+                    auth_failure_rate_limit="100000 per minute")
 
 
 @pytest.fixture(scope="session")

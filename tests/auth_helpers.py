@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import socket
+import subprocess
 import tempfile
 import threading
+import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +109,30 @@ def http_upload(url: str, headers: Headers, user_id: str | None, image: bytes) -
             "Content-Type: image/jpeg\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
     return urllib.request.Request(url, data=data, method="POST",
                                   headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+@contextmanager
+def redis_server(args: Sequence[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``redis-server *args`` (Valkey's or Redis'), which must listen on 127.0.0.1:``port``, while the block runs."""
+    from tests.helm.support import tool
+
+    with tempfile.TemporaryDirectory(prefix="faceauth-redis-") as directory:
+        server = subprocess.Popen([tool("redis-server"), *args, "--dir", directory], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.STDOUT)
+        try:
+            give_up = time.monotonic() + 20
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > give_up:
+                        raise RuntimeError(f"redis-server {' '.join(args)} did not listen on {port}") from None
+                    time.sleep(0.05)
+            yield server
+        finally:
+            server.terminate()
+            server.wait(10)
 
 
 @contextmanager

@@ -4,18 +4,40 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
 from faceauth import logs
-from faceauth_auth import apikeys
+from faceauth.grpc.launch import free_port
+from faceauth_auth import apikeys, ratelimit
+from faceauth_auth.config import Settings
 from faceauth_auth.db import Database
-from tests.auth_helpers import ALICE, BOB, Application, Headers, Photo, body, error_code, upload
+from faceauth_auth.launch import AuthProcess
+from tests.auth_helpers import (
+    ALICE,
+    BOB,
+    Application,
+    Headers,
+    ModelServices,
+    Photo,
+    body,
+    error_code,
+    redis_server,
+    upload,
+)
 
 pytest_plugins = ["tests.auth_fixtures"]
 
@@ -94,6 +116,79 @@ def test_rate_limit_per_application(make_app: Callable[..., Flask], new_applicat
     assert 1 <= int(limited.headers["Retry-After"]) <= 61  # the window is 60 s, rounded up
     assert http.get("/v1/users/nobody", headers=quiet).status_code == 404
     assert all(http.get("/healthz").status_code == 200 for _ in range(5))
+
+
+def test_failed_authentications_are_limited_per_address_before_the_key_is_checked(
+        make_app: Callable[..., Flask], application: Application) -> None:
+    """Key guessing: 20 wrong keys a minute from one address (the default), then 429 for everything that needs a
+    key, the right key too, so a right guess looks like a wrong one; other addresses are not affected."""
+    assert Settings().auth_failure_rate_limit == "20 per minute"
+    http = make_app(auth_failure_rate_limit="20 per minute").test_client()
+    guesser, other = {"REMOTE_ADDR": "203.0.113.7"}, {"REMOTE_ADDR": "198.51.100.9"}
+    answers = []
+    for attempt in range(30):
+        guess = {"X-API-Key": f"fa_{attempt:043d}"} if attempt % 3 else {}  # wrong keys and missing ones
+        answers.append(http.get("/v1/users/nobody", headers=guess, environ_base=guesser))
+    assert [answer.status_code for answer in answers] == [401] * 20 + [429] * 10
+    assert {error_code(answer) for answer in answers[20:]} == {"rate_limited"}
+    assert all(1 <= int(answer.headers["Retry-After"]) <= 60 for answer in answers[20:])
+    right = http.get("/v1/users/nobody", headers=application.headers, environ_base=guesser)
+    assert right.status_code == 429 and error_code(right) == "rate_limited"
+    assert http.get("/v1/users/nobody", headers={"X-API-Key": "fa_wrong"}, environ_base=other).status_code == 401
+    assert http.get("/v1/users/nobody", headers=application.headers, environ_base=other).status_code == 404
+    assert http.get("/healthz", environ_base=guesser).status_code == 200  # public endpoints are never limited
+
+
+def test_workers_share_the_failed_authentication_count_through_redis(
+        tmp_path: Path, model_services: ModelServices, jwt_dir: Path, template_key_file: Path) -> None:
+    """Two gunicorn workers on a password-protected Redis: the 20 failures a minute are counted once for the
+    address, whichever worker answers (each would allow 20 with memory://)."""
+    port, password = free_port(), uuid.uuid4().hex
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--requirepass", password, "--save", "", "--appendonly", "no"]
+    env = {"PYTHONPATH": os.pathsep.join(sys.path), "FACEAUTH_WORKERS": "2",
+           "FACEAUTH_RATE_LIMIT_STORAGE_URI": f"redis://:{password}@127.0.0.1:{port}/0",
+           "FACEAUTH_RATE_LIMIT_ALLOW_PER_WORKER": "false",
+           "FACEAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/auth.db",
+           "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
+           "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
+           "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key_file),
+           "FACEAUTH_DETECTOR_TARGET": model_services.detector.target,
+           "FACEAUTH_EMBEDDER_TARGET": model_services.embedder.target,
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    with redis_server(args, port), (tmp_path / "gunicorn.log").open("wb") as log, AuthProcess(env, log) as server:
+        assert len(server.workers()) == 2
+        statuses = []
+        for attempt in range(30):  # a connection each: the kernel hands them to either worker
+            request = urllib.request.Request(f"{server.url}/v1/users/nobody",
+                                             headers={"X-API-Key": f"fa_{attempt:043d}", "Connection": "close"})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            statuses.append(refused.value.code)
+        stored = redis.Redis(port=port, password=password)
+        counts = {key.decode(): int(stored.get(key) or 0) for key in stored.scan_iter("*failed-authentication*")}
+    assert statuses == [401] * 20 + [429] * 10
+    assert [count for key, count in counts.items() if "address:127.0.0.1" in key] == [20], counts
+
+
+def test_several_workers_must_share_the_rate_limit_storage(tmp_path: Path, template_key_file: Path) -> None:
+    """memory:// counts per worker process, so each of N workers would allow N times the limits: gunicorn refuses
+    to start that unless told it is development; one worker, or Redis/Memcached, is fine."""
+    with pytest.raises(ratelimit.RateLimitStorageError, match="FACEAUTH_RATE_LIMIT_STORAGE_URI"):
+        ratelimit.check_storage("memory://", 2, allow_per_worker=False)
+    ratelimit.check_storage("memory://", 2, allow_per_worker=True)
+    ratelimit.check_storage("memory://", 1, allow_per_worker=False)
+    ratelimit.check_storage("redis://redis:6379", 4, allow_per_worker=False)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FACEAUTH_WORKERS": "2",
+           "FACEAUTH_RATE_LIMIT_STORAGE_URI": "memory://", "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key_file),
+           "FACEAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/auth.db", "FACEAUTH_BIND_ADDRESS": "127.0.0.1",
+           "FACEAUTH_PORT": str(free_port()), "FACEAUTH_METRICS_PORT": str(free_port()),
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    env.pop("FACEAUTH_RATE_LIMIT_ALLOW_PER_WORKER", None)
+    started = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "python:faceauth_auth.gunicorn_conf"],
+                             env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert started.returncode == 1
+    assert "memory://, which counts in each worker process, but 2 workers" in started.stderr
+    assert not (tmp_path / "auth.db").exists()  # refused before migrating anything
 
 
 def test_bootstrap_key_is_created_once(make_app: Callable[..., Flask], auth_db: Database) -> None:

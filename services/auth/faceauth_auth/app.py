@@ -50,12 +50,13 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fla
     app.extensions[EXTENSION] = Services(settings, Database(engine, vector_search=not templates.encrypting), pipeline,
                                          tokens, LockoutPolicy(settings.lockout_max_failures, settings.lockout_window),
                                          templates)
-    # Order matters: request id first, then admission (a refusal must cost nothing), then the API key, then
-    # the rate limit (which is per application).
+    # Order matters: request id first, then admission (a refusal must cost nothing), then the API key (whose
+    # failures are limited per address), then the rate limit (which is per application).
     observability.init_app(app)
     admission.init_app(app, settings)
-    authn.init_app(app)
-    ratelimit.init_app(app, settings)
+    limiter = ratelimit.create_limiter(settings)
+    authn.init_app(app, ratelimit.FailedAuthentications(limiter, settings.auth_failure_rate_limit))
+    ratelimit.init_app(app, limiter)
     errors.register(app)
     for blueprint in (auth.bp, faces.bp, users.bp, audit.bp, wellknown.bp, ops.bp, docs.bp):
         app.register_blueprint(blueprint)

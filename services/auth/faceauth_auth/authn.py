@@ -1,7 +1,9 @@
 """Who is calling: every endpoint needs an application's API key unless its view is marked ``public``.
 
 The key comes as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. It is checked before the
-rate limiter runs, so limits apply per application rather than per address.
+rate limiter runs, so limits apply per application rather than per address; the key check itself is
+limited per client address (``FailureLimit``, faceauth_auth.ratelimit): an address that failed it
+too often is refused before its key is looked at.
 
 Answers of endpoints that need a key (tokens, users, faces, the audit log) carry ``Cache-Control:
 no-store``: they belong to one application and must not be kept by a browser or a shared cache
@@ -11,7 +13,7 @@ no-store``: they belong to one application and must not be kept by a browser or 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 
@@ -43,18 +45,32 @@ def _presented_key() -> str | None:
     return request.headers.get("X-API-Key", "").strip() or None
 
 
-def _authenticate() -> None:
-    if is_public():
-        return
-    presented = _presented_key()
-    if presented is None:
-        raise ApiError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'",
-                       {"WWW-Authenticate": "Bearer"})
-    with services().db.transaction() as session:
-        client = apikeys.authenticate(session, presented)
-    if client is None:
-        raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked", {"WWW-Authenticate": "Bearer"})
-    g.client = client
+class FailureLimit(Protocol):
+    """Counts failed authentications of the calling address; ``check`` raises (429) once it used them up."""
+
+    def check(self) -> None: ...
+
+    def hit(self) -> None: ...
+
+
+def _authenticator(failures: FailureLimit) -> Callable[[], None]:
+    def authenticate() -> None:
+        if is_public():
+            return
+        failures.check()
+        presented = _presented_key()
+        if presented is None:
+            failures.hit()
+            raise ApiError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'",
+                           {"WWW-Authenticate": "Bearer"})
+        with services().db.transaction() as session:
+            client = apikeys.authenticate(session, presented)
+        if client is None:
+            failures.hit()
+            raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked",
+                           {"WWW-Authenticate": "Bearer"})
+        g.client = client
+    return authenticate
 
 
 def _no_store(response: Response) -> Response:
@@ -69,7 +85,7 @@ def current_client() -> Client:
     return client
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, failures: FailureLimit) -> None:
     """Register before the rate limiter's hook."""
-    app.before_request(_authenticate)
+    app.before_request(_authenticator(failures))
     app.after_request(_no_store)

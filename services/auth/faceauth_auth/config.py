@@ -37,8 +37,10 @@ class Settings:
     min_sharpness: float = 15.0  # variance of the Laplacian of the face crop at 128 px
     lockout_max_failures: int = 5
     lockout_window: float = 900.0  # seconds
-    rate_limit: str = "600 per minute"  # per application (per client address before authentication)
+    rate_limit: str = "600 per minute"  # per application
+    auth_failure_rate_limit: str = "20 per minute"  # failed API key checks per client address; then 429
     rate_limit_storage_uri: str = "memory://"
+    rate_limit_allow_per_worker: bool = False  # memory:// with several gunicorn workers: development only
     # Reverse proxies in front that append to X-Forwarded-For (the Ingress controller: 1). Their count
     # decides which address is the client's, for the audit log and the per-address rate limit; 0
     # ignores the header, as anyone can send it.
@@ -83,7 +85,10 @@ class Settings:
             lockout_max_failures=env_int("FACEAUTH_LOCKOUT_MAX_FAILURES", cls.lockout_max_failures),
             lockout_window=env_float("FACEAUTH_LOCKOUT_WINDOW", cls.lockout_window),
             rate_limit=env_str("FACEAUTH_RATE_LIMIT", cls.rate_limit),
+            auth_failure_rate_limit=env_str("FACEAUTH_AUTH_FAILURE_RATE_LIMIT", cls.auth_failure_rate_limit),
             rate_limit_storage_uri=env_str("FACEAUTH_RATE_LIMIT_STORAGE_URI", cls.rate_limit_storage_uri),
+            rate_limit_allow_per_worker=env_bool("FACEAUTH_RATE_LIMIT_ALLOW_PER_WORKER",
+                                                 cls.rate_limit_allow_per_worker),
             trusted_proxy_hops=env_int("FACEAUTH_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
             hnsw_ef_search=env_int("FACEAUTH_HNSW_EF_SEARCH", cls.hnsw_ef_search),
             max_inflight=env_int("FACEAUTH_MAX_INFLIGHT", cls.max_inflight),

@@ -47,18 +47,22 @@ logconfig_dict = {
 
 
 # The hooks import lazily so that nothing imports prometheus_client before the variable above is set.
-def on_starting(_server: Any) -> None:
+def on_starting(server: Any) -> None:
     _METRICS_DIR.mkdir(parents=True, exist_ok=True)
     for stale in _METRICS_DIR.glob("*.db"):
         stale.unlink()
     from faceauth import logs
     from faceauth_auth.db import create_engine
     from faceauth_auth.migrate import prepare
+    from faceauth_auth.ratelimit import check_storage
     from faceauth_auth.templatecrypto import from_settings
 
     settings = Settings.from_env()
     logs.configure("auth", settings.log_level)
-    from_settings(settings)  # a missing template key stops the master before any worker starts
+    # Both stop the master before any worker starts: a missing template key, and in-memory rate limits that
+    # each of several workers would count alone (gunicorn prints the message and exits with 1).
+    from_settings(settings)
+    check_storage(settings.rate_limit_storage_uri, server.cfg.workers, settings.rate_limit_allow_per_worker)
     engine = create_engine(settings.database_url)
     prepare(settings, engine)
     engine.dispose()  # no connection may cross the fork

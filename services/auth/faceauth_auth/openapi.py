@@ -55,7 +55,8 @@ _PHOTO_ERRORS = {
 }
 _KEY_ERRORS = {
     "401": _error("missing_api_key or invalid_api_key"),
-    "429": _error("rate_limited: too many requests for this application (Retry-After)"),
+    "429": _error("rate_limited: too many requests for this application, or too many failed authentications "
+                  "from this address (Retry-After)"),
 }
 _USER_ID = {"name": "user_id", "in": "path", "required": True, "schema": _USER_ID_SCHEMA}
 _BAD_USER_ID = {"400": _error("invalid_user_id")}
