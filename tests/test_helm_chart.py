@@ -243,6 +243,8 @@ def test_every_environment_variable_is_read_by_its_service(values_set: str) -> N
         if (pod := pod_spec(obj)) is None:
             continue
         component = obj["metadata"]["labels"]["app.kubernetes.io/component"]
+        if component == "redis":  # the rate limits' Redis: a server of its own, not faceauth's code
+            continue
         for spec in pod["containers"]:
             for name in env_of(spec):
                 if name in EXTERNAL_ENV or name == "TF_FORCE_GPU_ALLOW_GROWTH":
@@ -259,7 +261,8 @@ def test_chart_defaults_are_the_services_defaults(monkeypatch: pytest.MonkeyPatc
     auth_env = env_of(container(deployment(objects, "auth"), "auth"))
     knobs = {"FACEAUTH_MAX_INFLIGHT": "max_inflight", "FACEAUTH_ADMISSION_WAIT": "admission_wait",
              "FACEAUTH_DB_POOL_SIZE": "db_pool_size", "FACEAUTH_DB_POOL_TIMEOUT": "db_pool_timeout",
-             "FACEAUTH_DB_STATEMENT_TIMEOUT": "db_statement_timeout", "FACEAUTH_LIVENESS_POLICY": "liveness_policy"}
+             "FACEAUTH_DB_STATEMENT_TIMEOUT": "db_statement_timeout", "FACEAUTH_LIVENESS_POLICY": "liveness_policy",
+             "FACEAUTH_RATE_LIMIT": "rate_limit", "FACEAUTH_AUTH_FAILURE_RATE_LIMIT": "auth_failure_rate_limit"}
     for variable in knobs:
         monkeypatch.setenv(variable, auth_env[variable])
     parsed, defaults = Settings.from_env(), Settings()
@@ -378,6 +381,57 @@ def test_secrets_generated_for_trials_and_taken_from_existing_ones() -> None:
     database = named(everything, "Secret", f"{RELEASE}-database")
     assert database["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert base64.b64decode(database["data"]["url"]).decode().startswith("postgresql+psycopg2://")
+
+
+def test_rate_limits_are_counted_across_workers_and_pods_by_default() -> None:
+    """The bundled Redis (Valkey): one pod, a generated password, no persistence, auth pods alone may reach it;
+    auth reads its URI, password included, from the chart's Secret."""
+    objects = render("default")
+    redis = deployment(objects, "redis")
+    (server,) = redis["spec"]["template"]["spec"]["containers"]
+    assert redis["spec"]["replicas"] == 1 and server["command"] == ["valkey-server"]
+    args = server["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert args[args.index("--save") + 1] == "" and args[args.index("--appendonly") + 1] == "no"
+    secret = named(objects, "Secret", f"{RELEASE}-rate-limit")["data"]
+    password = base64.b64decode(secret["password"]).decode()
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", password)
+    assert env_of(server)["REDIS_PASSWORD"] == {"secretKeyRef": {"name": f"{RELEASE}-rate-limit", "key": "password"}}
+    service = named(objects, "Service", component_name("redis"))
+    assert service["spec"]["selector"].items() <= redis["spec"]["template"]["metadata"]["labels"].items()
+    assert base64.b64decode(secret["uri"]).decode() == \
+        f"redis://:{password}@{component_name('redis')}.{NAMESPACE}.svc.cluster.local:6379/0"
+    auth = env_of(container(deployment(objects, "auth"), "auth"))
+    assert auth["FACEAUTH_RATE_LIMIT_STORAGE_URI"] == {"secretKeyRef": {"name": f"{RELEASE}-rate-limit", "key": "uri"}}
+    assert "FACEAUTH_RATE_LIMIT_ALLOW_PER_WORKER" not in auth
+    policy = named(objects, "NetworkPolicy", component_name("redis"))["spec"]
+    (rule,) = policy["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": deployment(objects, "auth")["spec"]["selector"][
+        "matchLabels"]}}] and rule["ports"] == [{"port": "redis", "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize(("settings", "storage"), [
+    (("auth.rateLimit.storageUri=redis://redis.example:6379/0",), "redis://redis.example:6379/0"),
+    (("auth.rateLimit.existingSecret=my-redis",), {"secretKeyRef": {"name": "my-redis", "key": "uri"}}),
+    (("auth.rateLimit.storageUri=memory://", "auth.replicaCount=1", "auth.workers=1"), "memory://"),
+])
+def test_another_rate_limit_storage_replaces_the_bundled_redis(settings: tuple[str, ...], storage: object) -> None:
+    objects = render("default", settings)
+    assert env_of(container(deployment(objects, "auth"), "auth"))["FACEAUTH_RATE_LIMIT_STORAGE_URI"] == storage
+    assert not [obj for obj in objects if obj["metadata"]["name"] in (component_name("redis"), f"{RELEASE}-rate-limit")]
+
+
+@pytest.mark.parametrize("settings", [
+    ("auth.rateLimit.storageUri=memory://",),  # two pods of two workers: each would allow the whole limit
+    ("auth.rateLimit.storageUri=memory://", "auth.replicaCount=1"),
+    ("auth.rateLimit.storageUri=memory://", "auth.workers=1"),
+    ("auth.rateLimit.storageUri=MEMORY://", "auth.replicaCount=1", "auth.workers=1", "auth.autoscaling.enabled=true"),
+    ("auth.rateLimit.redis.enabled=false",),  # no storage at all
+])
+def test_rate_limits_counted_per_worker_do_not_render(settings: tuple[str, ...]) -> None:
+    result = subprocess.run([tool("helm"), "template", RELEASE, str(CHART), *(f"--set={s}" for s in settings)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "auth.rateLimit" in result.stderr, (settings, result.stderr)
 
 
 def test_migrations_run_in_a_hook_job_before_auth_starts() -> None:

@@ -2,17 +2,20 @@
 
 The detector, embedder and auth (gunicorn) run as local processes configured with the environment the
 chart renders (the CPU variant), after the migration Job's command has run, and with the JWT keys and
-API key of the Secrets the chart generates. A Prometheus server (Debian package `prometheus`) scrapes
-them every 2 seconds with the labels a ServiceMonitor gives (job = the service, namespace, pod), plus a
-stand-in for kube-state-metrics' HPA series, and loads the chart's alert rules. While real requests go
-through (enrolment, successful and failed face logins, photos without a face, a corrupt photo), every
-query of the Grafana dashboards, every alert expression and every prometheus-adapter rule is evaluated
-through the HTTP API: all must evaluate without error, and the core panels must return data.
+API key of the Secrets the chart generates; the rate limits' Redis runs with the chart's arguments and
+generated password, and auth reaches it with the URI of the chart's Secret. A Prometheus server
+(Debian package `prometheus`) scrapes them every 2 seconds with the labels a ServiceMonitor gives (job
+= the service, namespace, pod), plus a stand-in for kube-state-metrics' HPA series, and loads the
+chart's alert rules. While real requests go through (enrolment, successful and failed face logins,
+photos without a face, a corrupt photo), every query of the Grafana dashboards, every alert expression
+and every prometheus-adapter rule is evaluated through the HTTP API: all must evaluate without error,
+and the core panels must return data.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -34,10 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 
 from faceauth.grpc.launch import ServiceProcess, free_port
 from faceauth_auth.launch import AuthProcess
+from tests.auth_helpers import redis_server
 from tests.helm.support import (
     NAMESPACE,
     RELEASE,
@@ -96,6 +101,7 @@ class Stack:
     prometheus: str  # base URL
     auth: str  # base URL
     api_key: str
+    redis: redis.Redis  # the rate limits' storage, as the chart configures it
 
 
 def objects() -> tuple[Manifest, ...]:
@@ -232,6 +238,7 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     servers: list[ServiceProcess] = []
     ksm = ThreadingHTTPServer(("127.0.0.1", 0), KubeStateMetrics)
     threading.Thread(target=ksm.serve_forever, daemon=True).start()
+    resources = contextlib.ExitStack()
     try:
         # detector and embedder with the chart's environment (ports and model folder are local ones)
         for component in ("detector", "embedder"):
@@ -256,9 +263,22 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                                   timeout=120, check=False)
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
 
+        # the rate limits' Redis with the chart's arguments and generated password, on a local port
+        redis_args = container(named(rendered, "Deployment", component_name("redis")), "redis")["args"]
+        redis_args = [secret_value(f"{RELEASE}-rate-limit", "password") if arg == "$(REDIS_PASSWORD)" else arg
+                      for arg in redis_args]
+        redis_port = free_port()
+        redis_args[redis_args.index("--port") + 1] = str(redis_port)
+        resources.enter_context(redis_server([*redis_args, "--bind", "127.0.0.1"], redis_port))
+
         # auth under gunicorn, as the image's entrypoint runs it, with the chart's environment and Secrets
         spec = container(named(rendered, "Deployment", component_name("auth")), "auth")
         env = chart_env(spec, database_url)
+        redis_host = f"{component_name('redis')}.{NAMESPACE}.svc.cluster.local:6379"
+        assert redis_host in env["FACEAUTH_RATE_LIMIT_STORAGE_URI"]
+        env["FACEAUTH_RATE_LIMIT_STORAGE_URI"] = env["FACEAUTH_RATE_LIMIT_STORAGE_URI"].replace(
+            redis_host, f"127.0.0.1:{redis_port}")
+        env["FACEAUTH_RATE_LIMIT_ALLOW_PER_WORKER"] = "false"  # as in the pod: the counts must be shared
         assert env["FACEAUTH_MIGRATE_ON_START"] == "false"
         keys = workdir / "keys"
         keys.mkdir()
@@ -294,7 +314,8 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         wait_until(lambda: len(query(prometheus_url, "up == 1")) == len(config["scrape_configs"]),
                    "every target scraped", timeout=30, process=prometheus)
 
-        yield Stack(prometheus_url, auth.url, secret_value(f"{RELEASE}-api-key", "api-key"))
+        yield Stack(prometheus_url, auth.url, secret_value(f"{RELEASE}-api-key", "api-key"),
+                    redis.Redis(port=redis_port, password=secret_value(f"{RELEASE}-rate-limit", "password")))
     finally:
         for process in processes:
             stop(process)
@@ -302,6 +323,7 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             auth.stop()
         for server in servers:
             server.stop()
+        resources.close()
         ksm.shutdown()
 
 
@@ -396,3 +418,9 @@ def test_prometheus_adapter_rules_give_every_pod_a_value(traffic: Stack) -> None
         assert {r["metric"]["pod"] for r in result} == expected, (rule["name"]["as"], result)
         if rule["name"]["as"] == "faceauth_http_requests_per_second":
             assert float(result[0]["value"][1]) > 0
+
+
+def test_rate_limits_are_counted_in_the_charts_redis(traffic: Stack) -> None:
+    """auth reached the chart's Redis with the URI and password of the chart's Secret: the counts are there."""
+    keys = [key.decode() for key in traffic.redis.scan_iter("*faceauth*")]
+    assert any("application:" in key for key in keys), keys

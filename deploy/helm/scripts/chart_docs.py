@@ -87,6 +87,8 @@ RULES: dict[str, dict[str, Any]] = {
     "metrics.prometheusRule.distanceShift.baseline": DURATION,
     "metrics.prometheusRule.distanceShift.minSamples": POS,
     "gpu.resourceName": {"type": "string", "pattern": "^[a-z0-9.-]+/[a-z0-9.-]+$"},
+    "auth.rateLimit.redis.image.digest": DIGEST, "auth.rateLimit.redis.nodeSelector": STRING_MAP,
+    "auth.rateLimit.redis.maxMemory": {"type": "string", "pattern": "^[0-9]+(kb|mb|gb)$"},
     "commonLabels": STRING_MAP, "commonAnnotations": STRING_MAP, "*.podLabels": STRING_MAP,
     "*.podAnnotations": STRING_MAP, "*.nodeSelector": STRING_MAP, "*.annotations": STRING_MAP,
     "*.*.annotations": STRING_MAP, "*.*.labels": STRING_MAP, "gpu.nodeSelector": STRING_MAP,

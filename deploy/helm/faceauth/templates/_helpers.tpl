@@ -309,6 +309,48 @@ template:
 {{- .Values.auth.jwt.existingSecret | default (printf "%s-jwt" (include "faceauth.fullname" .)) -}}
 {{- end -}}
 
+{{- define "faceauth.rateLimitSecretName" -}}
+{{- printf "%s-rate-limit" (include "faceauth.fullname" .) -}}
+{{- end -}}
+
+{{/* "true" when the chart deploys its own Redis for the rate limits: no other storage given. */}}
+{{- define "faceauth.bundledRedis" -}}
+{{- $rateLimit := .Values.auth.rateLimit -}}
+{{- if and $rateLimit.redis.enabled (not $rateLimit.existingSecret) (not $rateLimit.storageUri) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+FACEAUTH_RATE_LIMIT_STORAGE_URI's value or valueFrom: the URI in auth.rateLimit.existingSecret, else
+auth.rateLimit.storageUri, else the bundled Redis' (with its password, in the chart's Secret). The
+counts must be shared by every worker of every pod, or each one would allow the whole limit:
+memory:// passes only for one pod with one worker, and no storage at all does not pass.
+*/}}
+{{- define "faceauth.rateLimitStorage" -}}
+{{- $values := .Values.auth -}}
+{{- $rateLimit := $values.rateLimit -}}
+{{- if $rateLimit.existingSecret -}}
+valueFrom:
+  secretKeyRef:
+    name: {{ $rateLimit.existingSecret }}
+    key: {{ $rateLimit.existingSecretKey }}
+{{- else if $rateLimit.storageUri -}}
+{{- $pods := ternary $values.autoscaling.maxReplicas $values.replicaCount $values.autoscaling.enabled -}}
+{{- if and (hasPrefix "memory://" (lower $rateLimit.storageUri)) (or (gt (int $values.workers) 1) (gt (int $pods) 1)) -}}
+{{- fail (printf "auth.rateLimit.storageUri=memory:// counts in each gunicorn worker, so each of the %d worker(s) in each of up to %d pod(s) would allow the whole rate limit and the whole failed-authentication limit: use the bundled Redis (leave auth.rateLimit.storageUri empty, auth.rateLimit.redis.enabled=true), point storageUri (or existingSecret) at your Redis or Memcached, or run one pod with one worker" (int $values.workers) (int $pods)) -}}
+{{- end -}}
+value: {{ $rateLimit.storageUri | quote }}
+{{- else if $rateLimit.redis.enabled -}}
+valueFrom:
+  secretKeyRef:
+    name: {{ include "faceauth.rateLimitSecretName" . }}
+    key: uri
+{{- else -}}
+{{- fail "auth.rateLimit: the counts need a storage shared by every auth worker and pod: set auth.rateLimit.storageUri or auth.rateLimit.existingSecret (a Redis or Memcached URI), or auth.rateLimit.redis.enabled=true" -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Environment shared by the auth container and auth's jobs. */}}
 {{- define "faceauth.authEnv" -}}
 - name: FACEAUTH_DATABASE_URL
