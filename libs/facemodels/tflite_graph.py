@@ -19,6 +19,7 @@ from tensorflow.lite.python import schema_py_generated as schema
 
 _OPERATOR_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
 _PADDING = {schema.Padding.SAME: "SAME", schema.Padding.VALID: "VALID"}
+_PRELU_SPELLING = ("RELU", "ABS", "SUB", "MUL", "ADD")
 _ACTIVATIONS: dict[int, Callable[[tf.Tensor], tf.Tensor]] = {
     schema.ActivationFunctionType.NONE: tf.identity,
     schema.ActivationFunctionType.RELU: tf.nn.relu,
@@ -71,11 +72,42 @@ class TfliteGraph:
         values: dict[int, tf.Tensor] = dict(weights) if weights is not None else {
             i: tf.constant(w) for i, w in self.weights.items()}
         values.update(zip(self._graph.inputs, inputs, strict=True))
-        for op in self._graph.operators:
-            args = [values[i] for i in op.inputs if i >= 0]
-            out = _apply(self._operator_name(op), op.builtinOptions, args, self._graph.tensors[op.outputs[0]].shape)
-            values[op.outputs[0]] = out
+        for name, options, in_indices, out_index in self._steps():
+            args = [values[i] for i in in_indices]
+            values[out_index] = _apply(name, options, args, self._graph.tensors[out_index].shape)
         return [values[i] for i in self._graph.outputs]
+
+    def _steps(self) -> list[tuple[str, Any, list[int], int]]:
+        """The operators to replay: (name, options, input indices, output index), with each PReLU that the
+        flatbuffer spells as ``relu(x) + c * (x - |x|)`` (five operators) folded back into one ``PRELU``
+        (inputs x and c; alpha = 2c), which TensorFlow and the TFLite converter run as a single op."""
+        ops = self._graph.operators
+        steps = []
+        position = 0
+        while position < len(ops):
+            prelu = self._prelu_at(position)
+            if prelu is not None:
+                steps.append(("PRELU", None, list(prelu[:2]), prelu[2]))
+                position += len(_PRELU_SPELLING)
+                continue
+            op = ops[position]
+            steps.append((self._operator_name(op), op.builtinOptions, [i for i in op.inputs if i >= 0],
+                          int(op.outputs[0])))
+            position += 1
+        return steps
+
+    def _prelu_at(self, position: int) -> tuple[int, int, int] | None:
+        """(x, c, output) when the operators from ``position`` on are the five of a spelled-out PReLU."""
+        ops = self._graph.operators[position:position + len(_PRELU_SPELLING)]
+        if [self._operator_name(op) for op in ops] != list(_PRELU_SPELLING):
+            return None
+        relu, absolute, difference, scaled, total = ops
+        x = relu.inputs[0]
+        c = next((i for i in scaled.inputs if i in self.weights), None)
+        wired = (list(absolute.inputs) == [x] and list(difference.inputs) == [x, absolute.outputs[0]]
+                 and difference.outputs[0] in scaled.inputs and sorted(total.inputs) == sorted(
+                     [relu.outputs[0], scaled.outputs[0]]))
+        return (int(x), int(c), int(total.outputs[0])) if wired and c is not None else None
 
 
 def _apply(name: str, options: Any, args: list[tf.Tensor], out_shape: np.ndarray) -> tf.Tensor:
@@ -97,6 +129,11 @@ def _apply(name: str, options: Any, args: list[tf.Tensor], out_shape: np.ndarray
     if name in ("ADD", "SUB", "MUL"):
         combine = {"ADD": tf.add, "SUB": tf.subtract, "MUL": tf.multiply}[name]
         return _ACTIVATIONS[options.fusedActivationFunction](combine(args[0], args[1]))
+    if name == "PRELU":
+        x, c = args
+        # Keras PReLU's form, alpha shaped (1, 1, C): the TFLite converter fuses it into one PRELU operator.
+        alpha = tf.reshape(2.0 * c, [1, 1, -1])
+        return tf.nn.relu(x) + -alpha * tf.nn.relu(-x)
     if name == "RELU":
         return tf.nn.relu(args[0])
     if name == "ABS":
