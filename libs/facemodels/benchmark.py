@@ -20,7 +20,10 @@ import numpy as np
 from faceauth.images import decode_image
 from facemodels.detector import FaceDetector
 from facemodels.embedder import FaceEmbedder
+from facemodels.faces import Face
 from facemodels.liveness import DEFAULT_MODEL as DEFAULT_LIVENESS_MODEL
+
+BASELINE_EMBEDDER = "dlib-resnet"
 
 
 def median_ms(action: Callable[[], object], repeats: int, warmup: int = 3) -> float:
@@ -54,6 +57,14 @@ def sample_photos(lfw: Path, count: int) -> list[np.ndarray]:
     return [on_canvas(path) for path in sorted((lfw / "images").glob("*/*_0001.jpg"))[:count]]
 
 
+def embedding_figures(embedder: FaceEmbedder, photos: list[np.ndarray], faces: list[Face],
+                      repeats: int) -> dict[str, float]:
+    """Embedding time per face at batch 1 and 16 (the mirror image included where the model uses one)."""
+    chips = [embedder.align(photo, face.landmarks) for photo, face in zip(photos, faces, strict=True)]
+    return {"embed_batch1_ms": median_ms(lambda: embedder.embed_chips(chips[:1]), repeats),
+            "embed_batch16_ms_per_face": median_ms(lambda: embedder.embed_chips(chips), repeats // 5) / 16}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lfw", type=Path, default=Path("../shared/datasets/lfw"))
@@ -66,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     embedder = FaceEmbedder.load(args.models)
     photos = sample_photos(args.lfw, 16)
     faces = [detector.detect(photo)[0] for photo in photos]
-    chips = [embedder.align(photo, face.landmarks) for photo, face in zip(photos, faces, strict=True)]
     jpeg = cv2.imencode(".jpg", photos[0][:, :, ::-1])[1].tobytes()
 
     rounds = iter(range(10**9))
@@ -74,11 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         "decode_jpeg_640x480_ms": median_ms(lambda: decode_image(jpeg), args.repeats),
         "detect_640x480_ms": median_ms(lambda: detector.detect(photos[next(rounds) % 16]), args.repeats),
         "align_ms": median_ms(lambda: embedder.align(photos[0], faces[0].landmarks), args.repeats),
-        "embed_batch1_ms": median_ms(lambda: embedder.embed_chips(chips[:1]), args.repeats),
-        "embed_batch16_ms_per_face": median_ms(lambda: embedder.embed_chips(chips), args.repeats // 5) / 16,
+        **embedding_figures(embedder, photos, faces, args.repeats),
         "detect_batch8_ms_per_photo": median_ms(lambda: detector.detect_batch(photos[:8]), args.repeats // 5) / 8,
         "rss_mib_both_models": rss_mib(),
     }
+    # The embedder it replaced, in the same run: an upgrade must not cost more per face.
+    baseline = embedding_figures(FaceEmbedder.load(args.models, BASELINE_EMBEDDER), photos, faces, args.repeats)
+    for name, value in baseline.items():
+        figures[f"{BASELINE_EMBEDDER}_{name}"] = value
+        figures[f"{name}_ratio_to_{BASELINE_EMBEDDER}"] = figures[name] / value
     width = max(len(k) for k in figures)
     for name, value in figures.items():
         print(f"{name:<{width}}  {value:8.2f}")
