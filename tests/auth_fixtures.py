@@ -32,8 +32,9 @@ from tests.auth_helpers import Application, Headers, ModelServices, scratch_data
 
 @pytest.fixture(scope="session")
 def model_services(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServices]:
+    # The embedder serves mobilefacenet alone, as after an upgrade's migration window (test_model_migration).
     env = {"FACEAUTH_MODEL_DIR": str(model_dir), "PYTHONPATH": os.pathsep.join(sys.path),
-           "TF_CPP_MIN_LOG_LEVEL": "2", "FACEAUTH_INTRA_OP_THREADS": "2"}
+           "TF_CPP_MIN_LOG_LEVEL": "2", "FACEAUTH_INTRA_OP_THREADS": "2", "FACEAUTH_EMBEDDER_LEGACY_MODELS": ""}
     logs = tmp_path_factory.mktemp("grpc")
     log_path = logs / "detector.log"
     with log_path.open("wb") as detector_log, (logs / "embedder.log").open("wb") as embedder_log:

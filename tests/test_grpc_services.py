@@ -313,7 +313,7 @@ def test_embedding_by_a_model_the_embedder_does_not_serve_is_refused(embedder_se
     client = EmbedderClient(target(embedder_server))
     [(vector, _model)] = client.embed_with(photos[0].data, landmarks_of(photos[0]), ["mobilefacenet"])
     np.testing.assert_allclose(vector, photos[0].embedding, atol=1e-4)
-    for asked in (["dlib-resnet"], ["mobilefacenet", "mobilefacenet"]):
+    for asked in (["dlib-resnet-fast"], ["mobilefacenet", "mobilefacenet"]):
         with pytest.raises(grpc.RpcError) as refused:
             client.embed_with(photos[0].data, landmarks_of(photos[0]), asked)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -327,7 +327,9 @@ def test_model_info(detector_server: ModelServer, embedder_server: ModelServer, 
     info = EmbedderClient(target(embedder_server)).model_info()
     assert (info.model.name, info.model.version) == (embedder.model.name, embedder.model.version)
     assert info.embedding_size == embedder.dimensions == 192
-    assert [(served.model.name, served.embedding_size) for served in info.served] == [("mobilefacenet", 192)]
+    # The model it replaced is served too, until the operator retires it.
+    assert [(served.model.name, served.embedding_size) for served in info.served] == [("mobilefacenet", 192),
+                                                                                       ("dlib-resnet", 128)]
     assert info.default_threshold == pytest.approx(embedder.thresholds["fmr_1e-3"])
     assert info.strict_threshold == pytest.approx(embedder.thresholds["fmr_1e-4"])
 

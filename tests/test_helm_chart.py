@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from faceauth_auth.config import Settings
+from faceauth_embedder.servicer import served_model_names
 from tests.helm.support import (
     CHART,
     HELM_TESTS,
@@ -276,6 +277,22 @@ def test_chart_defaults_are_the_services_defaults(monkeypatch: pytest.MonkeyPatc
     detector_env = env_of(container(deployment(objects, "detector"), "detector"))
     assert detector_env["FACEAUTH_LIVENESS_MODEL"] == DEFAULT_MODEL
     assert "FACEAUTH_LIVENESS_MODEL" not in env_of(container(deployment(objects, "embedder"), "embedder"))
+    embedder_env = env_of(container(deployment(objects, "embedder"), "embedder"))
+    monkeypatch.setenv("FACEAUTH_EMBEDDER_MODEL", embedder_env["FACEAUTH_EMBEDDER_MODEL"])
+    monkeypatch.setenv("FACEAUTH_EMBEDDER_LEGACY_MODELS", embedder_env["FACEAUTH_EMBEDDER_LEGACY_MODELS"])
+    from_chart = served_model_names()
+    monkeypatch.delenv("FACEAUTH_EMBEDDER_MODEL")
+    monkeypatch.delenv("FACEAUTH_EMBEDDER_LEGACY_MODELS")
+    assert from_chart == served_model_names() == ["mobilefacenet", "dlib-resnet"]
+
+
+def test_retiring_the_legacy_embedder_models_is_a_values_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    retired = render("default", ("embedder.model=mobilefacenet-fast",), json_settings=("embedder.legacyModels=[]",))
+    embedder_env = env_of(container(deployment(retired, "embedder"), "embedder"))
+    assert embedder_env["FACEAUTH_EMBEDDER_LEGACY_MODELS"] == ""
+    for variable in ("FACEAUTH_EMBEDDER_MODEL", "FACEAUTH_EMBEDDER_LEGACY_MODELS"):
+        monkeypatch.setenv(variable, embedder_env[variable])
+    assert served_model_names() == ["mobilefacenet-fast"]
 
 
 @pytest.mark.parametrize("values_set", VALUES_SETS)

@@ -67,17 +67,20 @@ def values_sets() -> dict[str, list[Path]]:
     return sets
 
 
-def helm_args(values: list[Path], settings: tuple[str, ...] = ()) -> list[str]:
+def helm_args(values: list[Path], settings: tuple[str, ...] = (), json_settings: tuple[str, ...] = ()) -> list[str]:
     args = [f"--values={path}" for path in values]
     args += [f"--set={setting}" for setting in settings]
+    args += [f"--set-json={setting}" for setting in json_settings]
     return args
 
 
 @functools.cache
-def render(values_set: str, settings: tuple[str, ...] = (), chart: Path = CHART) -> tuple[Manifest, ...]:
-    """The objects `helm template` makes from ``values_set`` (plus ``--set`` settings), in output order."""
+def render(values_set: str, settings: tuple[str, ...] = (), chart: Path = CHART,
+           json_settings: tuple[str, ...] = ()) -> tuple[Manifest, ...]:
+    """The objects `helm template` makes from ``values_set`` (plus ``--set`` and ``--set-json`` settings),
+    in output order."""
     output = run(tool("helm"), "template", RELEASE, str(chart), f"--namespace={NAMESPACE}",
-                 *helm_args(values_sets()[values_set], settings))
+                 *helm_args(values_sets()[values_set], settings, json_settings))
     return tuple(doc for doc in yaml.safe_load_all(output) if doc)
 
 

@@ -27,6 +27,7 @@ LOG = {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL
 NONNEG = {"type": "integer", "minimum": 0}
 POS = {"type": "integer", "minimum": 1}
 RATIO = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
+EMBEDDERS = {"type": "string", "enum": ["mobilefacenet", "mobilefacenet-fast", "dlib-resnet", "dlib-resnet-fast"]}
 DURATION = {"type": "string", "pattern": "^([0-9]+(ms|s|m|h|d|w|y))+$"}
 QUANTITY = {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"}
 INT_OR_PERCENT = {"type": ["integer", "string"], "pattern": "^([0-9]+%?)?$"}
@@ -64,6 +65,8 @@ RULES: dict[str, dict[str, Any]] = {
     "auth.database.poolSize": POS, "auth.database.poolTimeoutSeconds": {"type": "number", "exclusiveMinimum": 0},
     "auth.database.statementTimeoutSeconds": {"type": "number", "minimum": 0},
     "detector.livenessModel": {"type": "string", "enum": ["liveness", "antispoof"]},
+    "embedder.model": EMBEDDERS,
+    "embedder.legacyModels": {"type": "array", "items": EMBEDDERS, "uniqueItems": True},
     "auth.migrations.backoffLimit": NONNEG, "auth.migrations.activeDeadlineSeconds": POS,
     "auth.trustedProxyHops": {"anyOf": [{"type": "string", "enum": ["auto"]}, NONNEG]},
     "auth.attemptsPrune.keepDays": {"type": "number", "minimum": 0, "maximum": 36500},

@@ -27,12 +27,16 @@ from facemodels.embedder import DEFAULT_MODEL, FaceEmbedder
 SERVICE_NAME: str = embedder_pb2.DESCRIPTOR.services_by_name["EmbedderService"].full_name
 # Enough for a group photo; as many as the detector returns per photo.
 MAX_FACES = 32
+# The primary model before mobilefacenet: served until the operator retires it (FACEAUTH_EMBEDDER_LEGACY_MODELS=""),
+# so that an upgrade locks nobody out.
+DEFAULT_LEGACY_MODELS = "dlib-resnet"
 
 
 def served_model_names() -> list[str]:
     """FACEAUTH_EMBEDDER_MODEL first, then FACEAUTH_EMBEDDER_LEGACY_MODELS (comma-separated), once each."""
     names = [env_str("FACEAUTH_EMBEDDER_MODEL", DEFAULT_MODEL).strip()]
-    names += [name.strip() for name in env_str("FACEAUTH_EMBEDDER_LEGACY_MODELS", "").split(",") if name.strip()]
+    legacy = env_str("FACEAUTH_EMBEDDER_LEGACY_MODELS", DEFAULT_LEGACY_MODELS)
+    names += [name.strip() for name in legacy.split(",") if name.strip()]
     return list(dict.fromkeys(names))
 
 
