@@ -69,12 +69,24 @@ def template_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def api_key_pepper_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("api-key-pepper") / "pepper"
+    generate_key_file(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def key_hasher(api_key_pepper_file: Path) -> apikeys.KeyHasher:
+    return apikeys.KeyHasher(apikeys.load_pepper(api_key_pepper_file))
+
+
+@pytest.fixture(scope="session")
 def auth_settings(model_services: ModelServices, auth_database_url: str, jwt_dir: Path,
-                  template_key_file: Path) -> Settings:
+                  template_key_file: Path, api_key_pepper_file: Path) -> Settings:
     return Settings(database_url=auth_database_url, detector_target=model_services.detector.target,
                     embedder_target=model_services.embedder.target,
                     jwt_current_key_file=jwt_dir / "current.pem", jwt_next_key_file=jwt_dir / "next.pem",
-                    template_key_file=template_key_file, grpc_timeout=5.0)
+                    template_key_file=template_key_file, api_key_pepper_file=api_key_pepper_file, grpc_timeout=5.0)
 
 
 @pytest.fixture(scope="session")
@@ -100,12 +112,12 @@ def auth_db(auth_app: Flask) -> Database:
 
 
 @pytest.fixture(scope="session")
-def new_application(auth_db: Database) -> Callable[[], Application]:
-    """A new application with an API key: its users are the calling test's alone."""
+def new_application(auth_db: Database, key_hasher: apikeys.KeyHasher) -> Callable[[], Application]:
+    """A new application with an API key (every scope): its users are the calling test's alone."""
     def create() -> Application:
         name = f"test-{uuid.uuid4().hex[:10]}"
         with auth_db.transaction() as session:
-            _, key = apikeys.create(session, name)
+            _, key = apikeys.create(session, name, hasher=key_hasher)
         return Application(name, {"Authorization": f"Bearer {key}"})
     return create
 

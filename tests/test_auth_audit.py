@@ -32,7 +32,7 @@ def _grey(photo: Photo) -> bytes:
 
 
 def test_every_change_and_decision_is_recorded_newest_first(http: FlaskClient, application: Application,
-                                                            photo: Photo) -> None:
+                                                            photo: Photo, key_hasher: apikeys.KeyHasher) -> None:
     headers = application.headers
     enrolled = body(http.post("/auth/face-register", headers=headers, **upload("alice", photo(ALICE, 2))))
     assert http.post("/auth/face-register", headers=headers, **upload("bob", photo(BOB, 1))).status_code == 201
@@ -61,9 +61,9 @@ def test_every_change_and_decision_is_recorded_newest_first(http: FlaskClient, a
     ]
     assert events[0]["client_address"] == "10.1.2.3"
     assert events[1]["detail"] == f"face {enrolled['face_id']}"
-    key_id = apikeys.key_id_of(headers["Authorization"].removeprefix("Bearer "))
+    key_id = key_hasher.key_id(headers["Authorization"].removeprefix("Bearer "))
     assert all(event["api_key_id"] == key_id and len(event["request_id"]) == 32 for event in events[:-1])
-    assert events[-1]["detail"] == f"key {key_id}"
+    assert events[-1]["detail"] == f"key {key_id} scopes admin enrol login"
     # Distances and liveness scores stay out of the API (no hill-climbing); the log has them.
     assert all("distance" not in event and "liveness_score" not in event for event in events)
 
@@ -147,16 +147,16 @@ def test_listing_needs_an_api_key(http: FlaskClient) -> None:
     assert error_code(http.get("/v1/audit")) == "missing_api_key"
 
 
-def test_key_revocation_is_recorded(auth_db: Database) -> None:
+def test_key_revocation_is_recorded(auth_db: Database, key_hasher: apikeys.KeyHasher) -> None:
     with auth_db.transaction() as session:
-        key_id, _ = apikeys.create(session, "audit-revocation")
+        key_id, _ = apikeys.create(session, "audit-revocation", hasher=key_hasher, scopes={"login"})
     with auth_db.transaction() as session:
         assert apikeys.revoke(session, key_id)
     with auth_db.transaction() as session:
         application_id = session.scalar(sa.text("select id from applications where name = 'audit-revocation'"))
         events = audit.events(session, audit.Filter(application_id=application_id))
     assert [(event.event, event.detail) for event in events] == [("api_key_revoked", f"key {key_id}"),
-                                                                  ("api_key_created", f"key {key_id}")]
+                                                                  ("api_key_created", f"key {key_id} scopes login")]
 
 
 @pytest.mark.parametrize("statement", ["update audit_events set outcome = 'forged'", "delete from audit_events",

@@ -136,7 +136,7 @@ def test_sqlite_seals_too_and_keeps_the_log_append_only(make_app: Callable[..., 
     app = make_app(database_url=f"sqlite:///{tmp_path}/faceauth.db")
     db = app.extensions["faceauth"].db
     with db.transaction() as session:
-        _, key = apikeys.create(session, "sqlite-sealed")
+        _, key = apikeys.create(session, "sqlite-sealed", hasher=app.extensions["faceauth_api_key_hasher"])
     http, headers = app.test_client(), {"X-API-Key": key}
     assert http.post("/auth/face-register", headers=headers, **upload("alice", photo(ALICE, 2))).status_code == 201
     assert body(http.post("/auth/face-verify", headers=headers, **upload("alice", photo(ALICE, 3))))["match"] is True

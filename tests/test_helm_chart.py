@@ -339,9 +339,21 @@ def test_secrets_generated_for_trials_and_taken_from_existing_ones() -> None:
     for key in ("current.pem", "next.pem"):
         private = serialization.load_pem_private_key(base64.b64decode(jwt["data"][key]), password=None)
         assert isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == "secp256r1"
-    api_key = base64.b64decode(named(objects, "Secret", f"{RELEASE}-api-key")["data"]["api-key"]).decode()
-    assert re.fullmatch(r"fa_[A-Za-z0-9]{43}", api_key)
     auth = deployment(objects, "auth")
+    # No bootstrap key unless asked for: keys are issued per application, with their scopes.
+    assert not [obj for obj in of_kind(objects, "Secret") if obj["metadata"]["name"] == f"{RELEASE}-api-key"]
+    assert "FACEAUTH_BOOTSTRAP_API_KEY" not in env_of(container(auth, "auth"))
+    bootstrapped = render("default", ("auth.bootstrapApiKey.enabled=true",))
+    api_key = base64.b64decode(named(bootstrapped, "Secret", f"{RELEASE}-api-key")["data"]["api-key"]).decode()
+    assert re.fullmatch(r"fa_[A-Za-z0-9]{43}", api_key)
+    assert env_of(container(deployment(bootstrapped, "auth"), "auth"))["FACEAUTH_BOOTSTRAP_API_KEY"] == {
+        "secretKeyRef": {"name": f"{RELEASE}-api-key", "key": "api-key"}}
+    pepper = base64.b64decode(named(objects, "Secret", f"{RELEASE}-api-key-pepper")["data"]["api-key-pepper"])
+    assert len(base64.b64decode(pepper, validate=True)) == 32  # the text generate-api-key-pepper writes
+    assert env_of(container(auth, "auth"))["FACEAUTH_API_KEY_PEPPER_FILE"] == \
+        "/etc/faceauth/api-key-pepper/api-key-pepper"
+    assert {v["name"]: v for v in auth["spec"]["template"]["spec"]["volumes"]}["api-key-pepper"]["secret"][
+        "secretName"] == f"{RELEASE}-api-key-pepper"
     assert env_of(container(auth, "auth"))["FACEAUTH_DATABASE_URL"] == {
         "secretKeyRef": {"name": f"{RELEASE}-database", "key": "url"}}
     assert {v["name"]: v for v in auth["spec"]["template"]["spec"]["volumes"]}["jwt-keys"]["secret"][

@@ -1,23 +1,42 @@
-"""Who is calling: every endpoint needs an application's API key unless its view is marked ``public``.
+"""Who is calling: every endpoint needs an application's API key unless its view is marked ``public``,
+and the key needs the endpoint's scope (``ENDPOINT_SCOPES``).
 
 The key comes as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. It is checked before the
-rate limiter runs, so limits apply per application rather than per address.
+rate limiter runs, so limits apply per application rather than per address. An endpoint that is
+neither public nor in ``ENDPOINT_SCOPES`` is refused to every key (403), so a new route cannot be
+reachable by accident; tests/test_auth_security.py checks that each one has its scope.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from flask import Flask, current_app, g, request
 
 from faceauth_auth import apikeys
 from faceauth_auth.apikeys import Client
-from faceauth_auth.context import services
+from faceauth_auth.context import EXTENSION, Services, services
 from faceauth_auth.errors import ApiError
 
 View = TypeVar("View", bound=Callable[..., object])
 _PUBLIC = "faceauth_public"
+_HASHER = "faceauth_api_key_hasher"
+
+# The scope each non-public endpoint needs: ``enrol`` adds faces; ``login`` covers the face decisions
+# (login, verify, identify) and detection; ``admin`` reads and erases users and faces and reads the audit log.
+ENDPOINT_SCOPES = {
+    "auth.face_register": "enrol",
+    "auth.face_login": "login",
+    "auth.face_verify": "login",
+    "auth.face_identify": "login",
+    "faces.detect": "login",
+    "users.get_user": "admin",
+    "users.delete_user": "admin",
+    "users.list_faces": "admin",
+    "users.delete_face": "admin",
+    "audit.list_events": "admin",
+}
 
 
 def public(view: View) -> View:
@@ -46,11 +65,17 @@ def _authenticate() -> None:
     if presented is None:
         raise ApiError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'",
                        {"WWW-Authenticate": "Bearer"})
+    hasher: apikeys.KeyHasher = current_app.extensions[_HASHER]
     with services().db.transaction() as session:
-        client = apikeys.authenticate(session, presented)
+        client = apikeys.authenticate(session, presented, hasher)
     if client is None:
-        raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked", {"WWW-Authenticate": "Bearer"})
+        raise ApiError(401, "invalid_api_key", "the API key is unknown, revoked or expired",
+                       {"WWW-Authenticate": "Bearer"})
     g.client = client
+    needed = ENDPOINT_SCOPES.get(request.endpoint or "")
+    if needed is None or needed not in client.scopes:
+        raise ApiError(403, "insufficient_scope", f"this API key lacks the scope {needed or 'for this endpoint'}",
+                       {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed or ""}"'})
 
 
 def current_client() -> Client:
@@ -59,5 +84,7 @@ def current_client() -> Client:
 
 
 def init_app(app: Flask) -> None:
-    """Register before the rate limiter's hook."""
+    """Register before the rate limiter's hook; refuses to start without a usable API key pepper."""
+    settings = cast(Services, app.extensions[EXTENSION]).settings
+    app.extensions[_HASHER] = apikeys.hasher_from_settings(settings)
     app.before_request(_authenticate)

@@ -38,4 +38,5 @@ def prepare(settings: Settings, engine: sa.Engine) -> None:
     if settings.migrate_on_start:
         upgrade(engine)
     if settings.bootstrap_api_key:
-        apikeys.ensure_bootstrap_key(Database(engine), settings.bootstrap_api_key)
+        apikeys.ensure_bootstrap_key(Database(engine), settings.bootstrap_api_key,
+                                     apikeys.hasher_from_settings(settings))

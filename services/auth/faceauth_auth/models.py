@@ -56,7 +56,7 @@ class Application(Base):
 
 
 class ApiKey(Base):
-    """A key an application authenticates with; only its SHA-256 is stored."""
+    """A key an application authenticates with; only its HMAC-SHA256 under the pepper is stored (apikeys)."""
 
     __tablename__ = "api_keys"
 
@@ -64,7 +64,11 @@ class ApiKey(Base):
     application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id", ondelete="CASCADE"))
     key_id: Mapped[str] = mapped_column(sa.String(16), unique=True)  # public: the first 16 hex of the hash
     key_hash: Mapped[str] = mapped_column(sa.String(64))
+    # 'hmac-sha256' (keyed with FACEAUTH_API_KEY_PEPPER_FILE), or 'sha256' for keys stored before migration 0008.
+    key_hash_scheme: Mapped[str] = mapped_column(sa.String(16))
+    scopes: Mapped[str] = mapped_column(sa.String(64))  # space-separated: enrol, login, admin
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # None: until revoked
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     application: Mapped[Application] = relationship()

@@ -305,6 +305,10 @@ template:
 {{- .Values.auth.templateKey.existingSecret | default (printf "%s-template-key" (include "faceauth.fullname" .)) -}}
 {{- end -}}
 
+{{- define "faceauth.apiKeyPepperSecretName" -}}
+{{- .Values.auth.apiKeyPepper.existingSecret | default (printf "%s-api-key-pepper" (include "faceauth.fullname" .)) -}}
+{{- end -}}
+
 {{- define "faceauth.jwtSecretName" -}}
 {{- .Values.auth.jwt.existingSecret | default (printf "%s-jwt" (include "faceauth.fullname" .)) -}}
 {{- end -}}
