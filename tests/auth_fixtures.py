@@ -21,10 +21,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from faceauth.grpc.launch import ServiceProcess
-from faceauth_auth import apikeys
+from faceauth_auth import apikeys, migrate
 from faceauth_auth.app import create_app
 from faceauth_auth.config import Settings
-from faceauth_auth.db import Database
+from faceauth_auth.db import Database, create_engine
 from faceauth_auth.templatecrypto import generate_key_file
 from faceauth_auth.tokens import write_key_pair
 from tests.auth_helpers import Application, Headers, ModelServices, scratch_database, serving
@@ -52,6 +52,16 @@ def model_services(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def auth_database_url(postgres_url: str) -> Iterator[str]:
     with scratch_database(postgres_url) as url:
         yield url
+
+
+@pytest.fixture
+def fresh_db(postgres_url: str) -> Iterator[Database]:
+    """A migrated database of the test's own on the real PostgreSQL (the audit chain of its own)."""
+    with scratch_database(postgres_url) as url:
+        engine = create_engine(url)
+        migrate.upgrade(engine)
+        yield Database(engine)
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -128,6 +128,17 @@ def audit_prune(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def audit_verify(settings: Settings, _args: argparse.Namespace) -> int:
+    with _database(settings).transaction() as session:
+        result = audit.verify(session)
+    if result.ok:
+        print(f"OK: {result.checked} audit events, each linked to the one before it and the newest to the chain head")
+        return 0
+    where = f"event {result.broken_at}" if result.broken_at is not None else "the chain head"
+    print(f"BROKEN at {where} ({result.checked} events before it verified): {result.reason}")
+    return 1
+
+
 def _event_json(event: AuditEvent) -> str:
     return json.dumps({column.key: getattr(event, column.key) for column in AuditEvent.__table__.columns},
                       default=str)
@@ -239,6 +250,8 @@ def parser() -> argparse.ArgumentParser:
                            help=f"days of audit events to keep (default 365, at least {AUDIT_MIN_KEEP.days})")
     prune_log.add_argument("--batch-size", type=_positive_int, default=5000, help="rows per transaction")
     prune_log.set_defaults(run=audit_prune)
+    log.add_parser("verify", help="check the hash chain from the oldest event left to the newest; exit 1 and "
+                   "name the first broken link if there is one").set_defaults(run=audit_verify)
     return root
 
 

@@ -130,8 +130,11 @@ class LoginAttempt(Base):
 
 class AuditEvent(Base):
     """Something that happened to an application's users, faces or keys; append-only (database triggers)
-    but for retention, which may delete events older than 30 days.
+    but for retention, which may delete the oldest events older than 30 days.
 
+    ``created_at`` is set by the database. ``row_hash`` chains each event to the one before it
+    (``prev_hash``, repositories.audit.chain_hash), so ``audit verify`` finds a changed, inserted or
+    removed event; on PostgreSQL a trigger fills both (migration 0009).
     Holds user ids, decisions and distances but never an embedding or a photo.
     """
 
@@ -141,7 +144,8 @@ class AuditEvent(Base):
                       sa.Index("ix_audit_events_created_at", "created_at"))
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # The database's clock, never the application's: a default of the column (migration 0009), never sent.
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=sa.FetchedValue())
     # No cascade: an application with audit events cannot be deleted (the log is append-only).
     application_id: Mapped[int | None] = mapped_column(sa.ForeignKey("applications.id"))
     event: Mapped[str] = mapped_column(sa.String(32))
@@ -153,3 +157,15 @@ class AuditEvent(Base):
     liveness_score: Mapped[float | None]
     request_id: Mapped[str | None] = mapped_column(sa.String(128))
     detail: Mapped[str | None] = mapped_column(sa.String(200))
+    prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    row_hash: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class AuditChainHead(Base):
+    """The one row naming the newest audit event and its hash: inserts lock it, so the chain never forks."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
+    last_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    last_hash: Mapped[str] = mapped_column(sa.String(64))
