@@ -611,3 +611,23 @@ def test_notes_explain_face_login(values_set: str) -> None:
     assert "/auth/face-login" in notes and "/auth/face-register" in notes and "jwks.json" in notes
     assert ("trials only" in notes) == (values_set != "cpu-only")
 
+
+
+def test_migrations_and_audit_pruning_run_as_the_owner_role_the_pods_as_the_runtime_role() -> None:
+    objects = render("default", ("externalDatabase.url=postgresql+psycopg2://faceauth_app@db/faceauth",
+                                 "externalDatabase.runtimeRole=faceauth_app",
+                                 "externalDatabase.owner.url=postgresql+psycopg2://faceauth_owner@db/faceauth"))
+    owner = named(objects, "Secret", f"{RELEASE}-database-owner")
+    assert base64.b64decode(owner["data"]["url"]).decode().startswith("postgresql+psycopg2://faceauth_owner@")
+    assert owner["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    job = env_of(container(named(objects, "Job", f"{RELEASE}-migrations"), "migrations"))
+    assert job["FACEAUTH_DATABASE_URL"]["secretKeyRef"]["name"] == f"{RELEASE}-database-owner"
+    assert job["FACEAUTH_DB_RUNTIME_ROLE"] == "faceauth_app"
+    audit_prune = named(objects, "CronJob", f"{RELEASE}-audit-prune")
+    (prune,) = audit_prune["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert env_of(prune)["FACEAUTH_DATABASE_URL"]["secretKeyRef"]["name"] == f"{RELEASE}-database-owner"
+    auth = env_of(container(deployment(objects, "auth"), "auth"))
+    assert auth["FACEAUTH_DATABASE_URL"]["secretKeyRef"]["name"] == f"{RELEASE}-database"
+    assert "FACEAUTH_DB_RUNTIME_ROLE" not in auth
+    default_job = env_of(container(named(render("default"), "Job", f"{RELEASE}-migrations"), "migrations"))
+    assert default_job["FACEAUTH_DATABASE_URL"]["secretKeyRef"]["name"] == f"{RELEASE}-database"

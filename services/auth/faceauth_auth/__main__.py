@@ -33,8 +33,9 @@ def _database(settings: Settings) -> Database:
 
 
 def db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
-    migrate.upgrade(create_engine(settings.database_url))
-    print("database schema is up to date")
+    migrate.upgrade(create_engine(settings.database_url), runtime_role=settings.db_runtime_role)
+    granted = f"; role {settings.db_runtime_role} granted the service's rights" if settings.db_runtime_role else ""
+    print(f"database schema is up to date{granted}")
     return 0
 
 

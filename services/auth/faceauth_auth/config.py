@@ -20,6 +20,7 @@ class Settings:
     db_pool_size: int = 16  # connections per worker process, as many as its threads so none waits for one
     db_pool_timeout: float = 5.0  # seconds a request waits for a free connection before a 503
     db_statement_timeout: float = 10.0  # seconds per SQL statement (lock waits included); migrations are exempt
+    db_runtime_role: str | None = None  # PostgreSQL role the service runs as; `db upgrade` grants it what it needs
     bootstrap_api_key: str | None = None
     api_key_pepper_file: Path | None = None  # HMAC key of stored API key hashes; required to check or create keys
     detector_target: str = "dns:///localhost:50051"
@@ -66,6 +67,7 @@ class Settings:
             db_pool_size=env_int("FACEAUTH_DB_POOL_SIZE", cls.db_pool_size),
             db_pool_timeout=env_float("FACEAUTH_DB_POOL_TIMEOUT", cls.db_pool_timeout),
             db_statement_timeout=env_float("FACEAUTH_DB_STATEMENT_TIMEOUT", cls.db_statement_timeout),
+            db_runtime_role=env_str("FACEAUTH_DB_RUNTIME_ROLE", "") or None,
             bootstrap_api_key=env_str("FACEAUTH_BOOTSTRAP_API_KEY", "") or None,
             api_key_pepper_file=Path(pepper) if pepper else None,
             detector_target=env_str("FACEAUTH_DETECTOR_TARGET", cls.detector_target),

@@ -157,8 +157,9 @@ class AuditEvent(Base):
     liveness_score: Mapped[float | None]
     request_id: Mapped[str | None] = mapped_column(sa.String(128))
     detail: Mapped[str | None] = mapped_column(sa.String(200))
-    prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
-    row_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    # Filled by the chain (never sent in the INSERT: the runtime role may not name them on PostgreSQL).
+    prev_hash: Mapped[str | None] = mapped_column(sa.String(64), server_default=sa.FetchedValue())
+    row_hash: Mapped[str | None] = mapped_column(sa.String(64), server_default=sa.FetchedValue())
 
 
 class AuditChainHead(Base):
