@@ -20,6 +20,11 @@ if [ -z "${FACEAUTH_TEMPLATE_KEY_FILE:-}" ] && [ "${FACEAUTH_TEMPLATE_ENCRYPTION
   export FACEAUTH_TEMPLATE_KEY_FILE=$PWD/var/template.key
   [ -f var/template.key ] || "$bin/python" -m faceauth_auth keys generate-template-key --out var/template.key
 fi
+# Stored API key hashes are keyed (HMAC) with a pepper: a development one unless FACEAUTH_API_KEY_PEPPER_FILE names one.
+if [ -z "${FACEAUTH_API_KEY_PEPPER_FILE:-}" ]; then
+  export FACEAUTH_API_KEY_PEPPER_FILE=$PWD/var/api-key-pepper
+  [ -f var/api-key-pepper ] || "$bin/python" -m faceauth_auth keys generate-api-key-pepper --out var/api-key-pepper
+fi
 if [ -z "${FACEAUTH_BOOTSTRAP_API_KEY:-}" ]; then
   FACEAUTH_BOOTSTRAP_API_KEY=$("$bin/python" -c 'import secrets; print("fa_dev_" + secrets.token_urlsafe(32))')
   generated=1

@@ -21,10 +21,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from faceauth.grpc.launch import ServiceProcess
-from faceauth_auth import apikeys
+from faceauth_auth import apikeys, migrate
 from faceauth_auth.app import create_app
 from faceauth_auth.config import Settings
-from faceauth_auth.db import Database
+from faceauth_auth.db import Database, create_engine
 from faceauth_auth.templatecrypto import generate_key_file
 from faceauth_auth.tokens import write_key_pair
 from tests.auth_helpers import Application, Headers, ModelServices, scratch_database, serving
@@ -55,6 +55,16 @@ def auth_database_url(postgres_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def fresh_db(postgres_url: str) -> Iterator[Database]:
+    """A migrated database of the test's own on the real PostgreSQL (the audit chain of its own)."""
+    with scratch_database(postgres_url) as url:
+        engine = create_engine(url)
+        migrate.upgrade(engine)
+        yield Database(engine)
+        engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def jwt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("jwt")
@@ -70,12 +80,24 @@ def template_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def api_key_pepper_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("api-key-pepper") / "pepper"
+    generate_key_file(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def key_hasher(api_key_pepper_file: Path) -> apikeys.KeyHasher:
+    return apikeys.KeyHasher(apikeys.load_pepper(api_key_pepper_file))
+
+
+@pytest.fixture(scope="session")
 def auth_settings(model_services: ModelServices, auth_database_url: str, jwt_dir: Path,
-                  template_key_file: Path) -> Settings:
+                  template_key_file: Path, api_key_pepper_file: Path) -> Settings:
     return Settings(database_url=auth_database_url, detector_target=model_services.detector.target,
                     embedder_target=model_services.embedder.target,
                     jwt_current_key_file=jwt_dir / "current.pem", jwt_next_key_file=jwt_dir / "next.pem",
-                    template_key_file=template_key_file, grpc_timeout=5.0,
+                    template_key_file=template_key_file, api_key_pepper_file=api_key_pepper_file, grpc_timeout=5.0,
                     # Every test's requests come from 127.0.0.1 and many check refused keys; the limit on failed
                     # authentications has its own test (test_auth_security), with the default.
                     auth_failure_rate_limit="100000 per minute")
@@ -104,12 +126,12 @@ def auth_db(auth_app: Flask) -> Database:
 
 
 @pytest.fixture(scope="session")
-def new_application(auth_db: Database) -> Callable[[], Application]:
-    """A new application with an API key: its users are the calling test's alone."""
+def new_application(auth_db: Database, key_hasher: apikeys.KeyHasher) -> Callable[[], Application]:
+    """A new application with an API key (every scope): its users are the calling test's alone."""
     def create() -> Application:
         name = f"test-{uuid.uuid4().hex[:10]}"
         with auth_db.transaction() as session:
-            _, key = apikeys.create(session, name)
+            _, key = apikeys.create(session, name, hasher=key_hasher)
         return Application(name, {"Authorization": f"Bearer {key}"})
     return create
 

@@ -115,7 +115,8 @@ def test_the_auth_service_never_imports_the_model_code() -> None:
 
 
 def test_gunicorn_serves_the_api_and_the_multiprocess_metrics_on_separate_ports(
-        tmp_path: Path, model_services: ModelServices, jwt_dir: Path, template_key_file: Path, photo: Photo) -> None:
+        tmp_path: Path, model_services: ModelServices, jwt_dir: Path, template_key_file: Path,
+        api_key_pepper_file: Path, photo: Photo) -> None:
     """/metrics holds every decision's distance and every face's liveness score (histogram sums and buckets),
     which the API never returns: it is served on the metrics port alone, never on the API's."""
     key = f"gunicorn-bootstrap-{uuid.uuid4().hex}"
@@ -124,6 +125,7 @@ def test_gunicorn_serves_the_api_and_the_multiprocess_metrics_on_separate_ports(
            "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
            "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
            "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key_file),
+           "FACEAUTH_API_KEY_PEPPER_FILE": str(api_key_pepper_file),
            "FACEAUTH_DETECTOR_TARGET": model_services.detector.target,
            "FACEAUTH_EMBEDDER_TARGET": model_services.embedder.target,
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
@@ -161,24 +163,25 @@ def test_gunicorn_serves_the_api_and_the_multiprocess_metrics_on_separate_ports(
     assert all(key not in json.dumps(line) for line in lines)
 
 
-def test_management_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_management_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                             api_key_pepper_file: Path, key_hasher: apikeys.KeyHasher) -> None:
     url = f"sqlite:///{tmp_path}/cli.db"
     monkeypatch.setenv("FACEAUTH_DATABASE_URL", url)
+    monkeypatch.setenv("FACEAUTH_API_KEY_PEPPER_FILE", str(api_key_pepper_file))
     monkeypatch.setattr(cli.logs, "configure", lambda *_: None)  # keep pytest's logging as it is
     assert cli.main(["db", "upgrade"]) == 0
     assert cli.main(["keys", "create", "--app", "shop", "--operating-point", "strict"]) == 0
     printed = capsys.readouterr().out
-    found = re.search(r"key id:\s+(\S+)\napi key:\s+(\S+)", printed)
+    found = re.search(r"key id:\s+(\S+)\n(?:.*\n)*?api key:\s+(\S+)", printed)
     assert found is not None
     key_id, key = found.groups()
     db = Database(create_engine(url))
     with db.transaction() as session:
-        client = apikeys.authenticate(session, key)
+        client = apikeys.authenticate(session, key, key_hasher)
     assert client is not None and (client.application, client.operating_point, client.key_id) == ("shop", "strict",
                                                                                                   key_id)
     assert cli.main(["keys", "revoke", key_id]) == 0 and cli.main(["keys", "revoke", key_id]) == 1
     with db.transaction() as session:
-        assert apikeys.authenticate(session, key) is None
+        assert apikeys.authenticate(session, key, key_hasher) is None
     assert cli.main(["keys", "generate-jwt", "--out", str(tmp_path / "jwt"), "--algorithm", "RS256"]) == 0
     assert load_key(tmp_path / "jwt" / "next.pem").algorithm == "RS256"

@@ -30,7 +30,8 @@ def _application_with(db: Database, table: type[AuditEvent | LoginAttempt], ages
     now = datetime.now(UTC)
     with db.transaction() as session:
         application = applications.get_or_create(session, f"retention-{now.timestamp()}")
-        for age in ages:
+        # Oldest first, as time runs: retention deletes from the start of the audit chain.
+        for age in sorted(ages, reverse=table is AuditEvent):
             if table is LoginAttempt:
                 session.add(LoginAttempt(application_id=application.id, external_user_id="alice", succeeded=False,
                                          distance=0.7, created_at=now - age))
@@ -84,7 +85,8 @@ def test_prune_command(auth_db: Database, monkeypatch: pytest.MonkeyPatch,
         cli.main(["attempts", "prune", "--batch-size", "0"])
 
 
-def test_audit_prune_deletes_old_events_in_audited_batches(auth_db: Database) -> None:
+def test_audit_prune_deletes_old_events_in_audited_batches(fresh_db: Database) -> None:
+    auth_db = fresh_db
     days = [timedelta(days=n) for n in (1, 100, 364, 366, 800)]
     application_id = _application_with(auth_db, AuditEvent, days)
     deleted, cutoff = prune_audit_events(auth_db, timedelta(days=365), batch_size=1)
@@ -96,9 +98,25 @@ def test_audit_prune_deletes_old_events_in_audited_batches(auth_db: Database) ->
     assert prune_audit_events(auth_db, timedelta(days=365))[0] == 0
     with pytest.raises(ValueError, match="at least 90 days"):
         prune_audit_events(auth_db, timedelta(days=89))
+    with auth_db.transaction() as session:  # the chain still verifies from the oldest event left
+        assert audit.verify(session).ok
 
 
-def test_postgres_deletes_audit_events_only_for_retention_and_only_past_30_days(auth_db: Database) -> None:
+def test_prune_stops_at_the_first_young_event_so_the_chain_stays_whole(fresh_db: Database) -> None:
+    """An event with an earlier time but a later place in the chain (its transaction started first) is
+    deleted only with those before it."""
+    application_id = _application_with(fresh_db, AuditEvent, [timedelta(days=400), timedelta(days=100)])
+    with fresh_db.transaction() as session:
+        session.add(AuditEvent(application_id=application_id, event="login", outcome="failure",
+                               created_at=datetime.now(UTC) - timedelta(days=500)))
+    assert prune_audit_events(fresh_db, timedelta(days=365))[0] == 1
+    assert _ages_left(fresh_db, application_id, AuditEvent) == [timedelta(days=100), timedelta(days=500)]
+    with fresh_db.transaction() as session:
+        assert audit.verify(session).ok
+
+
+def test_postgres_deletes_audit_events_only_for_retention_and_only_past_30_days(fresh_db: Database) -> None:
+    auth_db = fresh_db
     days = [timedelta(days=29), timedelta(days=31)]
     application_id = _application_with(auth_db, AuditEvent, days)
     with pytest.raises(sa.exc.DBAPIError, match="append-only"), auth_db.engine.begin() as connection:
@@ -127,8 +145,9 @@ def test_sqlite_deletes_audit_events_only_past_30_days(tmp_path: Path) -> None:
     assert _ages_left(db, application_id, AuditEvent) == days[:1]
 
 
-def test_audit_prune_command(auth_db: Database, monkeypatch: pytest.MonkeyPatch,
+def test_audit_prune_command(fresh_db: Database, monkeypatch: pytest.MonkeyPatch,
                              capsys: pytest.CaptureFixture[str]) -> None:
+    auth_db = fresh_db
     application_id = _application_with(auth_db, AuditEvent, [timedelta(days=100), timedelta(days=400)])
     monkeypatch.setenv("FACEAUTH_DATABASE_URL", auth_db.engine.url.render_as_string(hide_password=False))
     monkeypatch.setattr(cli.logs, "configure", lambda *_: None)

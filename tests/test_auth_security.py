@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,9 +25,10 @@ from flask.testing import FlaskClient
 
 from faceauth import logs
 from faceauth.grpc.launch import free_port
-from faceauth_auth import apikeys, ratelimit
+from faceauth_auth import __main__ as cli
+from faceauth_auth import apikeys, authn, ratelimit
 from faceauth_auth.config import Settings
-from faceauth_auth.db import Database
+from faceauth_auth.db import Database, create_engine
 from faceauth_auth.launch import AuthProcess
 from tests.auth_helpers import (
     ALICE,
@@ -59,14 +63,21 @@ def test_every_api_endpoint_needs_a_valid_key(http: FlaskClient, auth_app: Flask
     assert http.get("/metrics").status_code == 404  # on the metrics port only (test_auth_ops)
 
 
-def test_a_key_works_as_bearer_or_x_api_key_and_is_stored_hashed(http: FlaskClient, auth_db: Database) -> None:
+def test_a_key_works_as_bearer_or_x_api_key_and_is_stored_hashed(http: FlaskClient, auth_db: Database,
+                                                                  key_hasher: apikeys.KeyHasher,
+                                                                  api_key_pepper_file: Path) -> None:
     with auth_db.transaction() as session:
-        key_id, key = apikeys.create(session, "hashed-keys")
+        key_id, key = apikeys.create(session, "hashed-keys", hasher=key_hasher)
     assert http.get("/v1/users/nobody", headers={"Authorization": f"Bearer {key}"}).status_code == 404
     assert http.get("/v1/users/nobody", headers={"X-API-Key": key}).status_code == 404
     with auth_db.engine.connect() as connection:
         rows = connection.execute(sa.text("select * from api_keys where key_id = :id"), {"id": key_id}).mappings().all()
-    assert len(rows) == 1 and rows[0]["key_hash"] == hashlib.sha256(key.encode()).hexdigest()
+    # Keyed: HMAC-SHA256 under the pepper, so the row alone (a database leak) cannot confirm a guessed key.
+    pepper = apikeys.load_pepper(api_key_pepper_file)
+    assert len(rows) == 1 and rows[0]["key_hash"] == hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
+    assert rows[0]["key_hash_scheme"] == "hmac-sha256"
+    unkeyed = hashlib.sha256(key.encode()).hexdigest()
+    assert unkeyed not in str(dict(rows[0])) and unkeyed[:16] != key_id
     assert key not in str(dict(rows[0]))
     with auth_db.transaction() as session:
         assert apikeys.revoke(session, key_id)
@@ -140,7 +151,8 @@ def test_failed_authentications_are_limited_per_address_before_the_key_is_checke
 
 
 def test_workers_share_the_failed_authentication_count_through_redis(
-        tmp_path: Path, model_services: ModelServices, jwt_dir: Path, template_key_file: Path) -> None:
+        tmp_path: Path, model_services: ModelServices, jwt_dir: Path, template_key_file: Path,
+        api_key_pepper_file: Path) -> None:
     """Two gunicorn workers on a password-protected Redis: the 20 failures a minute are counted once for the
     address, whichever worker answers (each would allow 20 with memory://)."""
     port, password = free_port(), uuid.uuid4().hex
@@ -152,6 +164,7 @@ def test_workers_share_the_failed_authentication_count_through_redis(
            "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
            "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
            "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key_file),
+           "FACEAUTH_API_KEY_PEPPER_FILE": str(api_key_pepper_file),
            "FACEAUTH_DETECTOR_TARGET": model_services.detector.target,
            "FACEAUTH_EMBEDDER_TARGET": model_services.embedder.target,
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
@@ -191,14 +204,15 @@ def test_several_workers_must_share_the_rate_limit_storage(tmp_path: Path, templ
     assert not (tmp_path / "auth.db").exists()  # refused before migrating anything
 
 
-def test_bootstrap_key_is_created_once(make_app: Callable[..., Flask], auth_db: Database) -> None:
+def test_bootstrap_key_is_created_once(make_app: Callable[..., Flask], auth_db: Database,
+                                       key_hasher: apikeys.KeyHasher) -> None:
     key = "dev-bootstrap-key-for-the-tests-0123456789"
     for _ in range(2):
         http = make_app(bootstrap_api_key=key).test_client()
         assert http.get("/v1/users/nobody", headers={"X-API-Key": key}).status_code == 404
     with auth_db.engine.connect() as connection:
         count = connection.execute(sa.text("select count(*) from api_keys where key_id = :id"),
-                                   {"id": apikeys.key_id_of(key)}).scalar_one()
+                                   {"id": key_hasher.key_id(key)}).scalar_one()
     assert count == 1
 
 
@@ -213,3 +227,127 @@ def test_logs_carry_no_secrets(http: FlaskClient, application: Application, phot
     lines = [formatter.format(record) for record in caplog.records]
     assert any('"http request"' in line for line in lines)
     assert not any(key in line or token in line for line in lines)
+
+
+def test_a_key_stored_as_plain_sha256_still_works_and_is_rehashed_on_first_use(
+        http: FlaskClient, auth_db: Database, key_hasher: apikeys.KeyHasher) -> None:
+    """Rows from before migration 0008 hold the unkeyed SHA-256; their first successful use rewrites it."""
+    key = apikeys.KEY_PREFIX + "legacy-" + hashlib.sha256(str(time.time()).encode()).hexdigest()
+    unkeyed = hashlib.sha256(key.encode()).hexdigest()
+    with auth_db.transaction() as session:
+        application_id = session.scalar(sa.text("insert into applications (name, operating_point, created_at) "
+                                                "values (:name, 'default', now()) returning id"),
+                                        {"name": f"legacy-{unkeyed[:8]}"})
+        session.execute(sa.text("insert into api_keys (application_id, key_id, key_hash, key_hash_scheme, scopes, "
+                                "created_at) values (:app, :id, :hash, 'sha256', 'admin enrol login', now())"),
+                        {"app": application_id, "id": unkeyed[:16], "hash": unkeyed})
+
+    def stored() -> tuple[str, str]:
+        with auth_db.engine.connect() as connection:
+            row = connection.execute(sa.text("select key_hash, key_hash_scheme from api_keys where key_id = :id"),
+                                     {"id": unkeyed[:16]}).one()
+        return row[0], row[1]
+
+    wrong = http.get("/v1/users/nobody", headers={"X-API-Key": key + "x"})
+    assert wrong.status_code == 401 and stored() == (unkeyed, "sha256")  # a failed attempt changes nothing
+    assert http.get("/v1/users/nobody", headers={"X-API-Key": key}).status_code == 404
+    assert stored() == (key_hasher.digest(key), "hmac-sha256")  # the same id, now keyed
+    assert http.get("/v1/users/nobody", headers={"X-API-Key": key}).status_code == 404
+
+
+def test_scopes_limit_what_a_key_may_call(http: FlaskClient, auth_db: Database, key_hasher: apikeys.KeyHasher,
+                                          photo: Photo) -> None:
+    keys: dict[str, Headers] = {}
+    with auth_db.transaction() as session:
+        for scopes in ("enrol", "login", "admin"):
+            keys[scopes] = {"X-API-Key": apikeys.create(session, f"scoped-{time.time()}", hasher=key_hasher,
+                                                        scopes={scopes})[1]}
+    # Each key reaches its own endpoints; a refused call is 403 insufficient_scope, before any work.
+    image = photo(ALICE, 3)
+    calls: dict[str, list[tuple[str, str, str | None]]] = {
+        "enrol": [("POST", "/auth/face-register", "alice")],
+        "login": [("POST", "/auth/face-login", "alice"), ("POST", "/auth/face-verify", "alice"),
+                  ("POST", "/auth/face-identify", None), ("POST", "/v1/faces/detect", None)],
+        "admin": [("GET", "/v1/users/alice", ""), ("GET", "/v1/users/alice/faces", ""), ("GET", "/v1/audit", ""),
+                  ("DELETE", "/v1/users/alice/faces/00000000-0000-0000-0000-000000000000", ""),
+                  ("DELETE", "/v1/users/alice", "")],
+    }
+    for scope, endpoints in calls.items():
+        for method, path, user in endpoints:
+            for holder, headers in keys.items():
+                request = upload(user, image) if user != "" else {}  # a fresh upload each time
+                response = http.open(path, method=method, headers=headers, **request)
+                if holder == scope:
+                    assert response.status_code != 403, (holder, path)
+                else:
+                    assert (response.status_code, error_code(response)) == (403, "insufficient_scope"), (holder, path)
+                    assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+
+
+def test_every_non_public_endpoint_has_a_scope(auth_app: Flask, make_app: Callable[..., Flask],
+                                               headers: Headers) -> None:
+    private = {endpoint for endpoint, view in auth_app.view_functions.items()
+               if endpoint != "static" and not getattr(view, "faceauth_public", False)}
+    assert private == set(authn.ENDPOINT_SCOPES), "give each new endpoint its scope in authn.ENDPOINT_SCOPES"
+    assert set(authn.ENDPOINT_SCOPES.values()) <= apikeys.ALL_SCOPES
+    # An endpoint left out of the map is refused to every key, even one holding all scopes.
+    app = make_app()
+    app.add_url_rule("/v1/unmapped", "unmapped", lambda: "reached")
+    refused = app.test_client().get("/v1/unmapped", headers=headers)
+    assert (refused.status_code, error_code(refused)) == (403, "insufficient_scope")
+
+
+def test_an_expired_key_is_refused(http: FlaskClient, auth_db: Database, key_hasher: apikeys.KeyHasher) -> None:
+    with auth_db.transaction() as session:
+        key_id, key = apikeys.create(session, f"expiring-{time.time()}", hasher=key_hasher,
+                                     expires_in=timedelta(days=1))
+    assert http.get("/v1/users/nobody", headers={"X-API-Key": key}).status_code == 404
+    with auth_db.engine.begin() as connection:
+        connection.execute(sa.text("update api_keys set expires_at = now() - interval '1 second' where key_id = :id"),
+                           {"id": key_id})
+    expired = http.get("/v1/users/nobody", headers={"X-API-Key": key})
+    assert (expired.status_code, error_code(expired)) == (401, "invalid_api_key")
+    with auth_db.transaction() as session:
+        assert apikeys.authenticate(session, key, key_hasher, now=datetime.now(UTC) - timedelta(days=1)) is not None
+    with pytest.raises(ValueError, match="positive"), auth_db.transaction() as session:
+        apikeys.create(session, "never-valid", hasher=key_hasher, expires_in=timedelta(0))
+
+
+def test_no_pepper_no_start(make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    with pytest.raises(apikeys.PepperError, match="FACEAUTH_API_KEY_PEPPER_FILE"):
+        make_app(api_key_pepper_file=None)
+    (tmp_path / "short").write_text("c2hvcnQ=\n")
+    with pytest.raises(apikeys.PepperError, match="at least 32 bytes"):
+        make_app(api_key_pepper_file=tmp_path / "short")
+    with pytest.raises(apikeys.PepperError, match="cannot read"):
+        make_app(api_key_pepper_file=tmp_path / "missing")
+
+
+def test_keys_create_takes_scopes_and_a_lifetime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path}/keys.db"
+    monkeypatch.setenv("FACEAUTH_DATABASE_URL", url)
+    monkeypatch.setattr(cli.logs, "configure", lambda *_: None)
+    assert cli.main(["keys", "create", "--app", "kiosk"]) == 1  # no pepper: no key
+    assert "FACEAUTH_API_KEY_PEPPER_FILE" in capsys.readouterr().err
+    pepper = tmp_path / "pepper"
+    assert cli.main(["keys", "generate-api-key-pepper", "--out", str(pepper)]) == 0
+    assert cli.main(["keys", "generate-api-key-pepper", "--out", str(pepper)]) == 1  # never overwritten
+    assert pepper.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("FACEAUTH_API_KEY_PEPPER_FILE", str(pepper))
+    capsys.readouterr()
+    assert cli.main(["keys", "create", "--app", "kiosk", "--scopes", "login,enrol", "--expires-in-days", "30"]) == 0
+    printed = capsys.readouterr().out
+    found = re.search(r"key id:\s+(\S+)\nscopes:\s+enrol login\nexpires:\s+(\S+)\napi key:\s+(\S+)", printed)
+    assert found is not None, printed
+    key_id, expires, key = found.groups()
+    assert abs(datetime.fromisoformat(expires) - datetime.now(UTC) - timedelta(days=30)) < timedelta(minutes=1)
+    db = Database(create_engine(url))
+    with db.transaction() as session:
+        client = apikeys.authenticate(session, key, apikeys.KeyHasher(apikeys.load_pepper(pepper)))
+        assert client is not None and client.key_id == key_id and client.scopes == {"enrol", "login"}
+        assert apikeys.authenticate(session, key, apikeys.KeyHasher(apikeys.load_pepper(pepper)),
+                                    now=datetime.now(UTC) + timedelta(days=31)) is None
+    for wrong in (["--scopes", "login,root"], ["--scopes", ""], ["--expires-in-days", "0"]):
+        with pytest.raises(SystemExit):
+            cli.main(["keys", "create", "--app", "kiosk", *wrong])

@@ -48,7 +48,7 @@ TABLES = {"applications", "api_keys", "users", "face_templates", "login_attempts
 
 def _headers(app: Flask, application: str = "storage-test") -> Headers:
     with app.extensions["faceauth"].db.transaction() as session:
-        _, key = apikeys.create(session, application)
+        _, key = apikeys.create(session, application, hasher=app.extensions["faceauth_api_key_hasher"])
     return {"X-API-Key": key}
 
 

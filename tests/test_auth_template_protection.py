@@ -91,6 +91,38 @@ def test_the_binding_names_row_owner_and_model() -> None:
     assert reader.open(key_id, sealed, binding) == b"embedding" and reader.seal(b"plain", binding) == (None, b"plain")
 
 
+def test_plaintext_rows_are_refused_once_encryption_is_on() -> None:
+    key = bytes(range(32))
+    binding = templatecrypto.associated_data(uuid.uuid4(), 7, "dlib-resnet", 1, 128)
+    with pytest.raises(TemplateDecryptionError, match=r"unencrypted.*templates reencrypt"):
+        templatecrypto.TemplateCipher(key).open(None, b"planted", binding)
+    assert templatecrypto.TemplateCipher(key).for_resealing().open(None, b"planted", binding) == b"planted"
+    assert templatecrypto.TemplateCipher(None, [key]).open(None, b"plain", binding) == b"plain"  # encryption off
+
+
+def test_a_plaintext_template_is_not_used_until_reencrypt_seals_it(
+        http: FlaskClient, make_app: Callable[..., Flask], application: Application, auth_app: Flask,
+        template_key_file: Path, monkeypatch: pytest.MonkeyPatch, photo: Photo) -> None:
+    """A face stored while encryption was off (key id NULL) is refused, not compared, until it is sealed."""
+    plain = make_app(template_encryption=False, template_key_file=None).test_client()
+    headers = application.headers
+    assert plain.post("/auth/face-register", headers=headers, **upload("alice", photo(ALICE, 2))).status_code == 201
+    assert _templates_of(auth_app, application)["alice"].key_id is None
+    for path in ("/auth/face-login", "/auth/face-verify"):
+        refused = http.post(path, headers=headers, **upload("alice", photo(ALICE, 3)))
+        assert refused.status_code == 500 and body(refused)["error"]["code"] == "internal_error", path
+    refused = http.post("/auth/face-identify", headers=headers, **upload(None, photo(ALICE, 3)))
+    assert refused.status_code == 500
+    monkeypatch.setenv("FACEAUTH_DATABASE_URL", auth_app.extensions["faceauth"].db.engine.url
+                       .render_as_string(hide_password=False))
+    monkeypatch.setenv("FACEAUTH_TEMPLATE_KEY_FILE", str(template_key_file))
+    monkeypatch.setattr(cli.logs, "configure", lambda *_: None)
+    assert cli.main(["templates", "reencrypt"]) == 0
+    sealed = _templates_of(auth_app, application)["alice"]
+    assert sealed.key_id == auth_app.extensions["faceauth"].templates.current_key_id
+    assert http.post("/auth/face-login", headers=headers, **upload("alice", photo(ALICE, 3))).status_code == 200
+
+
 def test_no_key_no_start_unless_encryption_is_off(make_app: Callable[..., Flask], tmp_path: Path) -> None:
     with pytest.raises(TemplateKeyError, match="FACEAUTH_TEMPLATE_KEY_FILE"):
         make_app(template_key_file=None)
@@ -136,7 +168,7 @@ def test_sqlite_seals_too_and_keeps_the_log_append_only(make_app: Callable[..., 
     app = make_app(database_url=f"sqlite:///{tmp_path}/faceauth.db")
     db = app.extensions["faceauth"].db
     with db.transaction() as session:
-        _, key = apikeys.create(session, "sqlite-sealed")
+        _, key = apikeys.create(session, "sqlite-sealed", hasher=app.extensions["faceauth_api_key_hasher"])
     http, headers = app.test_client(), {"X-API-Key": key}
     assert http.post("/auth/face-register", headers=headers, **upload("alice", photo(ALICE, 2))).status_code == 201
     assert body(http.post("/auth/face-verify", headers=headers, **upload("alice", photo(ALICE, 3))))["match"] is True

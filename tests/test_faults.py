@@ -151,12 +151,15 @@ def stack_env(model_services: ModelServices, jwt_dir: Path, tmp_path_factory: py
     """What every gunicorn stack of this module shares: the model servers, keys, and a high rate limit."""
     template_key = tmp_path_factory.mktemp("faults") / "template.key"
     templatecrypto.generate_key_file(template_key)
+    pepper = template_key.parent / "api-key-pepper"
+    templatecrypto.generate_key_file(pepper)
     return {"PYTHONPATH": os.pathsep.join(sys.path),
             "FACEAUTH_DETECTOR_TARGET": model_services.detector.target,
             "FACEAUTH_EMBEDDER_TARGET": model_services.embedder.target,
             "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
             "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
             "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key),
+            "FACEAUTH_API_KEY_PEPPER_FILE": str(pepper),
             "FACEAUTH_BOOTSTRAP_API_KEY": API_KEY,
             "FACEAUTH_RATE_LIMIT": "100000 per minute"}  # the load is the test's, not an abuse
 

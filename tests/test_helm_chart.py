@@ -377,9 +377,21 @@ def test_secrets_generated_for_trials_and_taken_from_existing_ones() -> None:
     for key in ("current.pem", "next.pem"):
         private = serialization.load_pem_private_key(base64.b64decode(jwt["data"][key]), password=None)
         assert isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == "secp256r1"
-    api_key = base64.b64decode(named(objects, "Secret", f"{RELEASE}-api-key")["data"]["api-key"]).decode()
-    assert re.fullmatch(r"fa_[A-Za-z0-9]{43}", api_key)
     auth = deployment(objects, "auth")
+    # No bootstrap key unless asked for: keys are issued per application, with their scopes.
+    assert not [obj for obj in of_kind(objects, "Secret") if obj["metadata"]["name"] == f"{RELEASE}-api-key"]
+    assert "FACEAUTH_BOOTSTRAP_API_KEY" not in env_of(container(auth, "auth"))
+    bootstrapped = render("default", ("auth.bootstrapApiKey.enabled=true",))
+    api_key = base64.b64decode(named(bootstrapped, "Secret", f"{RELEASE}-api-key")["data"]["api-key"]).decode()
+    assert re.fullmatch(r"fa_[A-Za-z0-9]{43}", api_key)
+    assert env_of(container(deployment(bootstrapped, "auth"), "auth"))["FACEAUTH_BOOTSTRAP_API_KEY"] == {
+        "secretKeyRef": {"name": f"{RELEASE}-api-key", "key": "api-key"}}
+    pepper = base64.b64decode(named(objects, "Secret", f"{RELEASE}-api-key-pepper")["data"]["api-key-pepper"])
+    assert len(base64.b64decode(pepper, validate=True)) == 32  # the text generate-api-key-pepper writes
+    assert env_of(container(auth, "auth"))["FACEAUTH_API_KEY_PEPPER_FILE"] == \
+        "/etc/faceauth/api-key-pepper/api-key-pepper"
+    assert {v["name"]: v for v in auth["spec"]["template"]["spec"]["volumes"]}["api-key-pepper"]["secret"][
+        "secretName"] == f"{RELEASE}-api-key-pepper"
     assert env_of(container(auth, "auth"))["FACEAUTH_DATABASE_URL"] == {
         "secretKeyRef": {"name": f"{RELEASE}-database", "key": "url"}}
     assert {v["name"]: v for v in auth["spec"]["template"]["spec"]["volumes"]}["jwt-keys"]["secret"][
@@ -689,3 +701,23 @@ def test_notes_explain_face_login(values_set: str) -> None:
     assert "/auth/face-login" in notes and "/auth/face-register" in notes and "jwks.json" in notes
     assert ("trials only" in notes) == (values_set != "cpu-only")
 
+
+
+def test_migrations_and_audit_pruning_run_as_the_owner_role_the_pods_as_the_runtime_role() -> None:
+    objects = render("default", ("externalDatabase.url=postgresql+psycopg2://faceauth_app@db/faceauth",
+                                 "externalDatabase.runtimeRole=faceauth_app",
+                                 "externalDatabase.owner.url=postgresql+psycopg2://faceauth_owner@db/faceauth"))
+    owner = named(objects, "Secret", f"{RELEASE}-database-owner")
+    assert base64.b64decode(owner["data"]["url"]).decode().startswith("postgresql+psycopg2://faceauth_owner@")
+    assert owner["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    job = env_of(container(named(objects, "Job", f"{RELEASE}-migrations"), "migrations"))
+    assert job["FACEAUTH_DATABASE_URL"]["secretKeyRef"]["name"] == f"{RELEASE}-database-owner"
+    assert job["FACEAUTH_DB_RUNTIME_ROLE"] == "faceauth_app"
+    audit_prune = named(objects, "CronJob", f"{RELEASE}-audit-prune")
+    (prune,) = audit_prune["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert env_of(prune)["FACEAUTH_DATABASE_URL"]["secretKeyRef"]["name"] == f"{RELEASE}-database-owner"
+    auth = env_of(container(deployment(objects, "auth"), "auth"))
+    assert auth["FACEAUTH_DATABASE_URL"]["secretKeyRef"]["name"] == f"{RELEASE}-database"
+    assert "FACEAUTH_DB_RUNTIME_ROLE" not in auth
+    default_job = env_of(container(named(render("default"), "Job", f"{RELEASE}-migrations"), "migrations"))
+    assert default_job["FACEAUTH_DATABASE_URL"]["secretKeyRef"]["name"] == f"{RELEASE}-database"

@@ -59,7 +59,8 @@ from tests.helm.support import (
 )
 
 # The chart's CPU variant; small batches keep the model warm-up short.
-SETTINGS = ("gpu.enabled=false", "detector.batching.maxBatchSize=4", "embedder.batching.maxBatchSize=4")
+SETTINGS = ("gpu.enabled=false", "auth.bootstrapApiKey.enabled=true", "detector.batching.maxBatchSize=4",
+            "embedder.batching.maxBatchSize=4")
 PODS = {component: f"{component_name(component)}-0" for component in ("detector", "embedder", "auth")}
 # Dashboard variables as Grafana would fill them in.
 DASHBOARD_VARIABLES = {"$__rate_interval": "1m", "$namespace": NAMESPACE, "$job": "detector|embedder"}
@@ -283,7 +284,8 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         keys = workdir / "keys"
         keys.mkdir()
         for variable, secret in (("FACEAUTH_JWT_CURRENT_KEY_FILE", "jwt"), ("FACEAUTH_JWT_NEXT_KEY_FILE", "jwt"),
-                                 ("FACEAUTH_TEMPLATE_KEY_FILE", "template-key")):
+                                 ("FACEAUTH_TEMPLATE_KEY_FILE", "template-key"),
+                                 ("FACEAUTH_API_KEY_PEPPER_FILE", "api-key-pepper")):
             name = Path(env[variable]).name
             (keys / name).write_text(secret_value(f"{RELEASE}-{secret}", name))
             env[variable] = str(keys / name)

@@ -1,6 +1,6 @@
 """Management commands: ``python -m faceauth_auth {db upgrade | apps liveness | keys create | keys revoke |
-keys generate-jwt | keys generate-template-key | templates reencrypt | templates migration-status |
-attempts prune | audit list | audit prune}``.
+keys generate-jwt | keys generate-template-key | keys generate-api-key-pepper | templates reencrypt |
+templates migration-status | attempts prune | audit list | audit prune | audit verify}``.
 
 They read the same FACEAUTH_* variables as the service (FACEAUTH_DATABASE_URL above all).
 """
@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -37,16 +37,37 @@ def _database(settings: Settings) -> Database:
 
 
 def db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
-    migrate.upgrade(create_engine(settings.database_url))
-    print("database schema is up to date")
+    migrate.upgrade(create_engine(settings.database_url), runtime_role=settings.db_runtime_role)
+    granted = f"; role {settings.db_runtime_role} granted the service's rights" if settings.db_runtime_role else ""
+    print(f"database schema is up to date{granted}")
     return 0
 
 
 def keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        hasher = apikeys.hasher_from_settings(settings)
+    except apikeys.PepperError as error:
+        print(error, file=sys.stderr)
+        return 1
+    lifetime = timedelta(days=args.expires_in_days) if args.expires_in_days is not None else None
     with _database(settings).transaction() as session:
-        key_id, key = apikeys.create(session, args.app, operating_point=args.operating_point)
-    print(f"application: {args.app}\nkey id:      {key_id}\napi key:     {key}\n"
-          "Store the key now: it is not shown again and only its hash is kept.")
+        key_id, key = apikeys.create(session, args.app, operating_point=args.operating_point, hasher=hasher,
+                                     scopes=args.scopes, expires_in=lifetime)
+    expiry = (datetime.now(UTC) + lifetime).isoformat(timespec="seconds") if lifetime else "never (until revoked)"
+    print(f"application: {args.app}\nkey id:      {key_id}\nscopes:      {' '.join(sorted(args.scopes))}\n"
+          f"expires:     {expiry}\napi key:     {key}\n"
+          "Store the key now: it is not shown again and only its keyed hash is kept.")
+    return 0
+
+
+def keys_generate_api_key_pepper(_settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        templatecrypto.generate_key_file(args.out)  # the same format: base64 of 32 random bytes, mode 0600
+    except FileExistsError:
+        print(f"{args.out} exists; a pepper is never overwritten (every stored API key depends on it)",
+              file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}\nFACEAUTH_API_KEY_PEPPER_FILE={args.out}")
     return 0
 
 
@@ -130,6 +151,17 @@ def audit_prune(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def audit_verify(settings: Settings, _args: argparse.Namespace) -> int:
+    with _database(settings).transaction() as session:
+        result = audit.verify(session)
+    if result.ok:
+        print(f"OK: {result.checked} audit events, each linked to the one before it and the newest to the chain head")
+        return 0
+    where = f"event {result.broken_at}" if result.broken_at is not None else "the chain head"
+    print(f"BROKEN at {where} ({result.checked} events before it verified): {result.reason}")
+    return 1
+
+
 def _event_json(event: AuditEvent) -> str:
     return json.dumps({column.key: getattr(event, column.key) for column in AuditEvent.__table__.columns},
                       default=str)
@@ -158,6 +190,13 @@ def _days_from(minimum: float) -> Callable[[str], float]:
     return days
 
 
+def _scopes(text: str) -> frozenset[str]:
+    try:
+        return apikeys.parse_scopes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -176,6 +215,11 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--app", required=True, help="application name")
     create.add_argument("--operating-point", choices=OPERATING_POINTS,
                         help="match threshold for the application: default (FMR 1e-3) or strict (FMR 1e-4)")
+    create.add_argument("--scopes", type=_scopes, default=apikeys.ALL_SCOPES,
+                        help="comma-separated: enrol (face-register), login (face-login, -verify, -identify, "
+                             "detect), admin (users, faces, audit log); default all three")
+    create.add_argument("--expires-in-days", type=_days_from(1 / 24),
+                        help="the key stops working this many days from now (default: never, until revoked)")
     create.set_defaults(run=keys_create)
     apps = groups.add_parser("apps", help="client applications").add_subparsers(dest="command", required=True)
     liveness = apps.add_parser("liveness", help="set an application's liveness policy (docs/security.md)")
@@ -195,6 +239,11 @@ def parser() -> argparse.ArgumentParser:
                                    help="write a new AES-256 template key (base64, mode 0600; never overwritten)")
     template_key.add_argument("--out", type=Path, required=True, help="the key file to create")
     template_key.set_defaults(run=keys_generate_template_key)
+    pepper = keys.add_parser("generate-api-key-pepper",
+                             help="write a new API key pepper (FACEAUTH_API_KEY_PEPPER_FILE; base64, mode 0600; "
+                                  "never overwritten)")
+    pepper.add_argument("--out", type=Path, required=True, help="the pepper file to create")
+    pepper.set_defaults(run=keys_generate_api_key_pepper)
     templates = groups.add_parser("templates", help="stored face templates").add_subparsers(dest="command",
                                                                                           required=True)
     reseal = templates.add_parser("reencrypt", help="seal every template under FACEAUTH_TEMPLATE_KEY_FILE in "
@@ -227,6 +276,8 @@ def parser() -> argparse.ArgumentParser:
                            help=f"days of audit events to keep (default 365, at least {AUDIT_MIN_KEEP.days})")
     prune_log.add_argument("--batch-size", type=_positive_int, default=5000, help="rows per transaction")
     prune_log.set_defaults(run=audit_prune)
+    log.add_parser("verify", help="check the hash chain from the oldest event left to the newest; exit 1 and "
+                   "name the first broken link if there is one").set_defaults(run=audit_verify)
     return root
 
 

@@ -59,8 +59,9 @@ class Stack:
         self.embedder = ServiceProcess("faceauth_embedder", env).start()
         self.api_key = "fa_bench_" + secrets.token_urlsafe(32)
         jwt_dir = scratch / "jwt"
-        template_key = scratch / "template.key"
-        for command in (["generate-jwt", "--out", str(jwt_dir)], ["generate-template-key", "--out", str(template_key)]):
+        template_key, pepper = scratch / "template.key", scratch / "api-key-pepper"
+        for command in (["generate-jwt", "--out", str(jwt_dir)], ["generate-template-key", "--out", str(template_key)],
+                        ["generate-api-key-pepper", "--out", str(pepper)]):
             subprocess.run([sys.executable, "-m", "faceauth_auth", "keys", *command], check=True, capture_output=True)
         (scratch / "metrics").mkdir()
         self.auth = AuthProcess({
@@ -70,6 +71,7 @@ class Stack:
             "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
             "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
             "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key),
+            "FACEAUTH_API_KEY_PEPPER_FILE": str(pepper),
             "FACEAUTH_BOOTSTRAP_API_KEY": self.api_key,
             "FACEAUTH_RATE_LIMIT": "1000000 per minute", "FACEAUTH_LOCKOUT_MAX_FAILURES": "0",
             "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics")})

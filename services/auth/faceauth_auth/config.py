@@ -21,7 +21,9 @@ class Settings:
     db_pool_size: int = 16  # connections per worker process, as many as its threads so none waits for one
     db_pool_timeout: float = 5.0  # seconds a request waits for a free connection before a 503
     db_statement_timeout: float = 10.0  # seconds per SQL statement (lock waits included); migrations are exempt
+    db_runtime_role: str | None = None  # PostgreSQL role the service runs as; `db upgrade` grants it what it needs
     bootstrap_api_key: str | None = None
+    api_key_pepper_file: Path | None = None  # HMAC key of stored API key hashes; required to check or create keys
     detector_target: str = "dns:///localhost:50051"
     embedder_target: str = "dns:///localhost:50052"
     grpc_timeout: float = 2.0  # seconds per downstream call, retries included
@@ -60,6 +62,7 @@ class Settings:
         next_key = env_str("FACEAUTH_JWT_NEXT_KEY_FILE", str(cls.jwt_next_key_file))
         previous_key = env_str("FACEAUTH_JWT_PREVIOUS_KEY_FILE", "")
         template_key = env_str("FACEAUTH_TEMPLATE_KEY_FILE", "")
+        pepper = env_str("FACEAUTH_API_KEY_PEPPER_FILE", "")
         previous_template_keys = env_str("FACEAUTH_TEMPLATE_PREVIOUS_KEY_FILES", "")
         return cls(
             database_url=env_str("FACEAUTH_DATABASE_URL", cls.database_url),
@@ -68,7 +71,9 @@ class Settings:
             db_pool_size=env_int("FACEAUTH_DB_POOL_SIZE", cls.db_pool_size),
             db_pool_timeout=env_float("FACEAUTH_DB_POOL_TIMEOUT", cls.db_pool_timeout),
             db_statement_timeout=env_float("FACEAUTH_DB_STATEMENT_TIMEOUT", cls.db_statement_timeout),
+            db_runtime_role=env_str("FACEAUTH_DB_RUNTIME_ROLE", "") or None,
             bootstrap_api_key=env_str("FACEAUTH_BOOTSTRAP_API_KEY", "") or None,
+            api_key_pepper_file=Path(pepper) if pepper else None,
             detector_target=env_str("FACEAUTH_DETECTOR_TARGET", cls.detector_target),
             embedder_target=env_str("FACEAUTH_EMBEDDER_TARGET", cls.embedder_target),
             grpc_timeout=env_float("FACEAUTH_GRPC_TIMEOUT", cls.grpc_timeout),

@@ -56,7 +56,7 @@ class Application(Base):
 
 
 class ApiKey(Base):
-    """A key an application authenticates with; only its SHA-256 is stored."""
+    """A key an application authenticates with; only its HMAC-SHA256 under the pepper is stored (apikeys)."""
 
     __tablename__ = "api_keys"
 
@@ -64,7 +64,11 @@ class ApiKey(Base):
     application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id", ondelete="CASCADE"))
     key_id: Mapped[str] = mapped_column(sa.String(16), unique=True)  # public: the first 16 hex of the hash
     key_hash: Mapped[str] = mapped_column(sa.String(64))
+    # 'hmac-sha256' (keyed with FACEAUTH_API_KEY_PEPPER_FILE), or 'sha256' for keys stored before migration 0008.
+    key_hash_scheme: Mapped[str] = mapped_column(sa.String(16))
+    scopes: Mapped[str] = mapped_column(sa.String(64))  # space-separated: enrol, login, admin
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # None: until revoked
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     application: Mapped[Application] = relationship()
@@ -126,8 +130,11 @@ class LoginAttempt(Base):
 
 class AuditEvent(Base):
     """Something that happened to an application's users, faces or keys; append-only (database triggers)
-    but for retention, which may delete events older than 30 days.
+    but for retention, which may delete the oldest events older than 30 days.
 
+    ``created_at`` is set by the database. ``row_hash`` chains each event to the one before it
+    (``prev_hash``, repositories.audit.chain_hash), so ``audit verify`` finds a changed, inserted or
+    removed event; on PostgreSQL a trigger fills both (migration 0009).
     Holds user ids, decisions and distances but never an embedding or a photo.
     """
 
@@ -137,7 +144,8 @@ class AuditEvent(Base):
                       sa.Index("ix_audit_events_created_at", "created_at"))
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # The database's clock, never the application's: a default of the column (migration 0009), never sent.
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=sa.FetchedValue())
     # No cascade: an application with audit events cannot be deleted (the log is append-only).
     application_id: Mapped[int | None] = mapped_column(sa.ForeignKey("applications.id"))
     event: Mapped[str] = mapped_column(sa.String(32))
@@ -149,3 +157,16 @@ class AuditEvent(Base):
     liveness_score: Mapped[float | None]
     request_id: Mapped[str | None] = mapped_column(sa.String(128))
     detail: Mapped[str | None] = mapped_column(sa.String(200))
+    # Filled by the chain (never sent in the INSERT: the runtime role may not name them on PostgreSQL).
+    prev_hash: Mapped[str | None] = mapped_column(sa.String(64), server_default=sa.FetchedValue())
+    row_hash: Mapped[str | None] = mapped_column(sa.String(64), server_default=sa.FetchedValue())
+
+
+class AuditChainHead(Base):
+    """The one row naming the newest audit event and its hash: inserts lock it, so the chain never forks."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
+    last_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    last_hash: Mapped[str] = mapped_column(sa.String(64))

@@ -5,13 +5,17 @@ owner, model), so a ciphertext copied into another row, another user's or anothe
 to open. The key's id (the first 16 hex digits of its SHA-256) is stored with each row: rows sealed
 under a previous key stay readable while that key is configured, until ``python -m faceauth_auth
 templates reencrypt`` moves them to the current one. Rows without a key id are plaintext (stored
-before encryption was turned on). Losing every key makes the stored templates unreadable for good.
+before encryption was turned on, or with it off): once encryption is on they are refused when read,
+since anyone able to write to the database could otherwise plant a face of their own as plaintext
+in any row. ``templates reencrypt`` alone still opens them, to seal them. Losing every key makes
+the stored templates unreadable for good.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import hashlib
 import os
 import uuid
@@ -73,10 +77,18 @@ def associated_data(template_id: uuid.UUID, user_id: int, model_name: str, model
 class TemplateCipher:
     """Seals with the current key (none: encryption off, bytes stay plain) and opens with any configured key."""
 
-    def __init__(self, current: bytes | None, previous: Iterable[bytes] = ()) -> None:
+    def __init__(self, current: bytes | None, previous: Iterable[bytes] = (), *, read_plaintext: bool = False) -> None:
         self.current_key_id = key_id_of(current) if current is not None else None
         keys = [current] if current is not None else []
         self._keys = {key_id_of(key): AESGCM(key) for key in [*keys, *previous]}
+        # Plaintext rows (key id NULL) are read only with encryption off, or to seal them (for_resealing).
+        self._read_plaintext = read_plaintext or current is None
+
+    def for_resealing(self) -> TemplateCipher:
+        """The same keys, also opening plaintext rows: for ``templates reencrypt``, which seals them."""
+        resealing = copy.copy(self)
+        resealing._read_plaintext = True
+        return resealing
 
     @property
     def encrypting(self) -> bool:
@@ -91,6 +103,10 @@ class TemplateCipher:
 
     def open(self, key_id: str | None, stored: bytes, binding: bytes) -> bytes:
         if key_id is None:
+            if not self._read_plaintext:
+                raise TemplateDecryptionError("a template is stored unencrypted (key id NULL) while template "
+                                              "encryption is on; refused: run `python -m faceauth_auth templates "
+                                              "reencrypt` to seal such rows")
             return stored
         aead = self._keys.get(key_id)
         if aead is None:

@@ -297,12 +297,20 @@ template:
 {{- .Values.externalDatabase.existingSecret | default (printf "%s-database" (include "faceauth.fullname" .)) -}}
 {{- end -}}
 
+{{- define "faceauth.ownerDatabaseSecretName" -}}
+{{- .Values.externalDatabase.owner.existingSecret | default (printf "%s-database-owner" (include "faceauth.fullname" .)) -}}
+{{- end -}}
+
 {{- define "faceauth.apiKeySecretName" -}}
 {{- .Values.auth.bootstrapApiKey.existingSecret | default (printf "%s-api-key" (include "faceauth.fullname" .)) -}}
 {{- end -}}
 
 {{- define "faceauth.templateKeySecretName" -}}
 {{- .Values.auth.templateKey.existingSecret | default (printf "%s-template-key" (include "faceauth.fullname" .)) -}}
+{{- end -}}
+
+{{- define "faceauth.apiKeyPepperSecretName" -}}
+{{- .Values.auth.apiKeyPepper.existingSecret | default (printf "%s-api-key-pepper" (include "faceauth.fullname" .)) -}}
 {{- end -}}
 
 {{- define "faceauth.jwtSecretName" -}}
@@ -353,11 +361,25 @@ valueFrom:
 
 {{/* Environment shared by the auth container and auth's jobs. */}}
 {{- define "faceauth.authEnv" -}}
+{{- $db := .ctx.Values.externalDatabase }}
+{{- if and (has .component (list "migrations" "audit-prune")) (or $db.owner.url $db.owner.existingSecret) }}
+{{- /* Schema changes and audit pruning run as the owner role; the pods as the runtime role. */}}
+- name: FACEAUTH_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "faceauth.ownerDatabaseSecretName" .ctx }}
+      key: {{ $db.owner.existingSecretUrlKey }}
+{{- if and (eq .component "migrations") $db.runtimeRole }}
+- name: FACEAUTH_DB_RUNTIME_ROLE
+  value: {{ $db.runtimeRole | quote }}
+{{- end }}
+{{- else }}
 - name: FACEAUTH_DATABASE_URL
   valueFrom:
     secretKeyRef:
       name: {{ include "faceauth.databaseSecretName" .ctx }}
-      key: {{ .ctx.Values.externalDatabase.existingSecretUrlKey }}
+      key: {{ $db.existingSecretUrlKey }}
+{{- end }}
 - name: FACEAUTH_LOG_LEVEL
   value: {{ .ctx.Values.auth.logLevel | quote }}
 - name: HOME

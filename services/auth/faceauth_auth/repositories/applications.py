@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -32,11 +33,27 @@ def set_liveness_policy(session: Session, name: str, policy: str | None) -> bool
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def add_key(session: Session, application: Application, key_id: str, key_hash: str) -> ApiKey:
-    key = ApiKey(application_id=application.id, key_id=key_id, key_hash=key_hash)
+def add_key(session: Session, application: Application, key_id: str, key_hash: str, key_hash_scheme: str,
+            scopes: str, expires_at: datetime | None = None) -> ApiKey:
+    key = ApiKey(application_id=application.id, key_id=key_id, key_hash=key_hash, key_hash_scheme=key_hash_scheme,
+                 scopes=scopes, expires_at=expires_at)
     session.add(key)
     session.flush()
     return key
+
+
+def find_keys(session: Session, key_ids: Collection[str]) -> list[ApiKey]:
+    """The unrevoked keys with these ids (expired ones included), their applications loaded."""
+    query = (sa.select(ApiKey).join(ApiKey.application)
+             .where(ApiKey.key_id.in_(sorted(key_ids)), ApiKey.revoked_at.is_(None))
+             .options(contains_eager(ApiKey.application)))
+    return list(session.scalars(query))
+
+
+def rehash_key(session: Session, key_id: str, key_hash: str, key_hash_scheme: str) -> None:
+    """Replace a key's stored hash (a legacy SHA-256 by its keyed form); its id stays."""
+    session.execute(sa.update(ApiKey).where(ApiKey.key_id == key_id)
+                    .values(key_hash=key_hash, key_hash_scheme=key_hash_scheme))
 
 
 def find_key(session: Session, key_id: str) -> ApiKey | None:
