@@ -154,9 +154,10 @@ def test_rotation_seals_every_template_under_the_new_key(make_app: Callable[...,
     old = make_app(database_url=pgvector_url)
     assert old.test_client().post("/auth/face-register", headers=headers,
                                   **upload("bob", photo(BOB, 1))).status_code == 201
-    # With encryption on, Alice's plaintext row is read as it is and Bob's face gets no vector copy.
+    # With encryption on, Alice's plaintext row is refused until it is sealed (test_auth_template_protection),
+    # and Bob's face gets no vector copy.
     assert old.test_client().post("/auth/face-login", headers=headers,
-                                  **upload("alice", photo(ALICE, 3))).status_code == 200
+                                  **upload("alice", photo(ALICE, 3))).status_code == 500
     with create_engine(pgvector_url).connect() as connection:
         assert connection.execute(sa.text(
             "select count(t.embedding_vec_192) from face_templates t join users u on u.id = t.user_id "
