@@ -112,7 +112,12 @@ class FaceTemplate(Base):
 
 
 class LoginAttempt(Base):
-    """A face-login decision, kept for the lockout and as an audit trail (the distance stays here)."""
+    """A face decision (login or verify) for one user id, kept as an audit trail (the distance stays here).
+
+    A row is written *before* the models run, with ``succeeded`` NULL: a reservation of one attempt
+    of the user's budget (faceauth_auth.lockout), so parallel requests cannot all be decided before
+    the first failure is counted. The decision fills it in; a request that ends without one deletes it.
+    """
 
     __tablename__ = "login_attempts"
     __table_args__ = (sa.Index("ix_login_attempts_lookup", "application_id", "external_user_id", "created_at"),
@@ -123,9 +128,28 @@ class LoginAttempt(Base):
     application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id", ondelete="CASCADE"))
     # Not a foreign key: failures for unknown user ids count too, so the lockout cannot tell them apart.
     external_user_id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH))
-    succeeded: Mapped[bool]
+    succeeded: Mapped[bool | None]  # None: the decision is still being made
     distance: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class AccountGuard(Base):
+    """The attempt budget of one user id of one application, known or not (so locks tell nothing of who
+    exists): failed decisions since the last success or lockout, the temporary lockouts since the last
+    success (each longer than the one before), and a permanent lock that only an operator lifts."""
+
+    __tablename__ = "account_guards"
+    __table_args__ = (sa.UniqueConstraint("application_id", "external_user_id"),
+                      sa.Index("ix_account_guards_updated_at", "updated_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id", ondelete="CASCADE"))
+    external_user_id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH))
+    failures: Mapped[int] = mapped_column(default=0)
+    lockouts: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    locked_permanently_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
 class AuditEvent(Base):
