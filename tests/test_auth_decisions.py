@@ -1,8 +1,6 @@
-"""The auth service's decision rules on their own: lockout timing, confidence, face selection, gRPC errors."""
+"""The auth service's decision rules on their own: lockout lengths, confidence, face selection, gRPC errors."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, timedelta
 
 import grpc
 import numpy as np
@@ -16,23 +14,18 @@ from faceauth_auth.lockout import LockoutPolicy
 from faceauth_auth.matching import Decision, nearest_distance
 from faceauth_auth.quality import QualityPolicy, single_usable
 
-NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+def test_each_lockout_lasts_twice_the_one_before_up_to_the_longest() -> None:
+    policy = LockoutPolicy(max_failures=3, window=900, max_wait=3000)
+    assert [policy.lock_seconds(n) for n in (1, 2, 3, 4)] == [900, 1800, 3000, 3000]
 
 
-def test_lockout_lifts_when_enough_failures_leave_the_window() -> None:
-    policy = LockoutPolicy(max_failures=3, window=900)
-    failures = [NOW - timedelta(seconds=s) for s in (600, 300, 200, 10)]
-    assert policy.retry_after(failures[:2], NOW) is None
-    # Four failures: the lock lifts when the second oldest leaves the window (900 - 300 s from now).
-    assert policy.retry_after(failures, NOW) == pytest.approx(600)
-    assert policy.retry_after(failures, NOW + timedelta(seconds=601)) is None
-    assert LockoutPolicy(max_failures=0, window=900).retry_after(failures, NOW) is None
-
-
-def test_confidence_is_one_half_at_the_threshold() -> None:
+def test_confidence_is_one_half_at_the_threshold_and_coarse() -> None:
     assert Decision(True, 0.0, 0.38).confidence == 1.0
     assert Decision(False, 0.38, 0.38).confidence == 0.5
     assert Decision(False, 1.2, 0.38).confidence == 0.0
+    # Steps of 0.1: distances that differ inside a step give the same confidence.
+    assert Decision(True, 0.10, 1.0).confidence == Decision(True, 0.18, 1.0).confidence == 0.9
     index, distance = nearest_distance(np.array([1.0, 0.0]), np.array([[0.0, 1.0], [0.6, 0.8]]))
     assert index == 1 and distance == pytest.approx(np.sqrt(0.16 + 0.64))
 

@@ -50,16 +50,17 @@ def test_enforce_refuses_a_printed_photo_at_enrolment_and_login(
     assert enrolled.status_code == 201
     spoofs = total(scraped(http), "faceauth_login_outcomes_total", outcome="spoof")
     attack = http.post("/auth/face-login", headers=headers, **upload("carol", antispoof_photo(PRINTED)))
-    assert attack.status_code == 401 and error_code(attack) == "spoof_detected"
+    # Answered like a mismatch (and spent from the attempt budget), counted apart in the metrics.
+    assert attack.status_code == 401 and error_code(attack) == "face_mismatch"
     assert total(scraped(http), "faceauth_login_outcomes_total", outcome="spoof") == spoofs + 1
     live = http.post("/auth/face-login", headers=headers, **upload("carol", antispoof_photo(LOGIN)))
     assert live.status_code == 200 and "access_token" in body(live)
-    with auth_db.transaction() as session:  # refused attempts leave no event; the two that passed carry a score
+    with auth_db.transaction() as session:  # the refused enrolment leaves no event; the others carry a score
         found = applications.find(session, application.name)
         assert found is not None
         scores = session.scalars(sa.select(AuditEvent.liveness_score).where(
             AuditEvent.application_id == found.id, AuditEvent.event.in_(("enrolment", "login")))).all()
-    assert len(scores) == 2 and all(score is not None and 0 <= score <= 1 for score in scores)
+    assert len(scores) == 3 and all(score is not None and 0 <= score <= 1 for score in scores)
 
 
 def test_report_counts_the_score_but_lets_the_decision_stand(

@@ -263,7 +263,12 @@ def test_chart_defaults_are_the_services_defaults(monkeypatch: pytest.MonkeyPatc
     knobs = {"FACEAUTH_MAX_INFLIGHT": "max_inflight", "FACEAUTH_ADMISSION_WAIT": "admission_wait",
              "FACEAUTH_DB_POOL_SIZE": "db_pool_size", "FACEAUTH_DB_POOL_TIMEOUT": "db_pool_timeout",
              "FACEAUTH_DB_STATEMENT_TIMEOUT": "db_statement_timeout", "FACEAUTH_LIVENESS_POLICY": "liveness_policy",
-             "FACEAUTH_RATE_LIMIT": "rate_limit", "FACEAUTH_AUTH_FAILURE_RATE_LIMIT": "auth_failure_rate_limit"}
+             "FACEAUTH_RATE_LIMIT": "rate_limit", "FACEAUTH_AUTH_FAILURE_RATE_LIMIT": "auth_failure_rate_limit",
+             "FACEAUTH_LOCKOUT_MAX_FAILURES": "lockout_max_failures", "FACEAUTH_LOCKOUT_WINDOW": "lockout_window",
+             "FACEAUTH_LOCKOUT_MAX_WAIT": "lockout_max_wait",
+             "FACEAUTH_LOCKOUT_PERMANENT_AFTER": "lockout_permanent_after",
+             "FACEAUTH_BREAKER_MAX_FAILURES": "breaker_max_failures", "FACEAUTH_BREAKER_WINDOW": "breaker_window",
+             "FACEAUTH_BREAKER_MIN_RATIO": "breaker_min_ratio"}
     for variable in knobs:
         monkeypatch.setenv(variable, auth_env[variable])
     parsed, defaults = Settings.from_env(), Settings()
@@ -492,8 +497,7 @@ def test_forwarded_client_addresses_are_trusted_behind_the_ingress_only(settings
     ("attempts-prune", "attemptsPrune", "attempts", "17 3 * * *"),
     ("audit-prune", "auditPrune", "audit", "47 3 * * *")])
 def test_retention_runs_daily_with_auth_settings(component: str, values: str, group: str, schedule: str) -> None:
-    objects = render("default", (f"auth.{values}.keepDays=400", "auth.extraEnv[0].name=FACEAUTH_LOCKOUT_WINDOW",
-                                 "auth.extraEnv[0].value=600"))
+    objects = render("default", (f"auth.{values}.keepDays=400", "auth.lockout.windowSeconds=600"))
     cron = named(objects, "CronJob", f"{RELEASE}-{component}")
     assert cron["spec"]["schedule"] == schedule and cron["spec"]["concurrencyPolicy"] == "Forbid"
     pod = pod_spec(cron)
@@ -503,7 +507,7 @@ def test_retention_runs_daily_with_auth_settings(component: str, values: str, gr
     auth = container(deployment(objects, "auth"), "auth")
     assert prune["image"] == auth["image"]
     # The lockout window comes from the same place as the auth pods', so pruning never lifts a lockout.
-    assert env_of(prune)["FACEAUTH_LOCKOUT_WINDOW"] == env_of(auth)["FACEAUTH_LOCKOUT_WINDOW"] == 600
+    assert env_of(prune)["FACEAUTH_LOCKOUT_WINDOW"] == env_of(auth)["FACEAUTH_LOCKOUT_WINDOW"] == "600"
     assert env_of(prune)["FACEAUTH_DATABASE_URL"] == env_of(auth)["FACEAUTH_DATABASE_URL"]
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
     others = {cronjob["metadata"]["name"] for cronjob in of_kind(render("default", (f"auth.{values}.enabled=false",)),

@@ -1,6 +1,6 @@
 """Management commands: ``python -m faceauth_auth {db upgrade | apps liveness | keys create | keys revoke |
 keys generate-jwt | keys generate-template-key | keys generate-api-key-pepper | templates reencrypt |
-templates migration-status | attempts prune | audit list | audit prune | audit verify}``.
+templates migration-status | users unlock | attempts prune | audit list | audit prune | audit verify}``.
 
 They read the same FACEAUTH_* variables as the service (FACEAUTH_DATABASE_URL above all).
 """
@@ -22,6 +22,7 @@ from faceauth_auth import apikeys, migrate, templatecrypto, tokens
 from faceauth_auth.config import LIVENESS_POLICIES, OPERATING_POINTS, Settings
 from faceauth_auth.db import Database, create_engine
 from faceauth_auth.faces import EmbeddingModel
+from faceauth_auth.lockout import LockoutPolicy
 from faceauth_auth.models import AuditEvent
 from faceauth_auth.reencrypt import reencrypt
 from faceauth_auth.repositories import applications, audit, users
@@ -145,6 +146,19 @@ def attempts_prune(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def users_unlock(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings).transaction() as session:
+        application = applications.find(session, args.app)
+        if application is None:
+            print(f"no application {args.app}", file=sys.stderr)
+            return 1
+        was_locked = LockoutPolicy.unlock(session, application.id, args.user_id)
+        audit.record(session, Event.ACCOUNT_UNLOCKED, "success", application_id=application.id,
+                     user_id=args.user_id, detail="was locked" if was_locked else "was not locked")
+    print(f"{args.app}/{args.user_id}: {'unlocked' if was_locked else 'was not locked; its counts are cleared'}")
+    return 0
+
+
 def audit_prune(settings: Settings, args: argparse.Namespace) -> int:
     deleted, cutoff = prune_audit_events(_database(settings), timedelta(days=args.keep_days), args.batch_size)
     print(f"{deleted} audit events older than {cutoff.isoformat(timespec='seconds')} deleted")
@@ -221,6 +235,13 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--expires-in-days", type=_days_from(1 / 24),
                         help="the key stops working this many days from now (default: never, until revoked)")
     create.set_defaults(run=keys_create)
+    user_group = groups.add_parser("users", help="end users of an application").add_subparsers(dest="command",
+                                                                                              required=True)
+    unlock = user_group.add_parser("unlock", help="lift a user id's lock after failed face attempts (also a "
+                                   "permanent one) and clear its counts; audited")
+    unlock.add_argument("--app", required=True, help="application name")
+    unlock.add_argument("--user-id", required=True)
+    unlock.set_defaults(run=users_unlock)
     apps = groups.add_parser("apps", help="client applications").add_subparsers(dest="command", required=True)
     liveness = apps.add_parser("liveness", help="set an application's liveness policy (docs/security.md)")
     liveness.add_argument("--app", required=True, help="application name")

@@ -15,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from faceauth.grpc.client import DetectorClient, EmbedderClient
 from faceauth_auth import admission, authn, errors, metrics, migrate, observability, ratelimit, templatecrypto
 from faceauth_auth.api import audit, auth, demo, docs, faces, ops, users, wellknown
+from faceauth_auth.breaker import FailureBreaker
 from faceauth_auth.config import Settings
 from faceauth_auth.context import EXTENSION, Services
 from faceauth_auth.db import Database, create_engine
@@ -48,8 +49,11 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fla
         # request.remote_addr becomes the address the nearest trusted proxy saw, not the proxy's own.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = Services(settings, Database(engine, vector_search=not templates.encrypting), pipeline,
-                                         tokens, LockoutPolicy(settings.lockout_max_failures, settings.lockout_window),
-                                         templates)
+                                         tokens, LockoutPolicy(settings.lockout_max_failures, settings.lockout_window,
+                                                               settings.lockout_max_wait,
+                                                               settings.lockout_permanent_after),
+                                         templates, FailureBreaker(settings.breaker_max_failures,
+                                                                   settings.breaker_window, settings.breaker_min_ratio))
     # Order matters: request id first, then admission (a refusal must cost nothing), then the API key (whose
     # failures are limited per address), then the rate limit (which is per application).
     observability.init_app(app)

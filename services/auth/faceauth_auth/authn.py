@@ -41,6 +41,8 @@ ENDPOINT_SCOPES = {
     "users.delete_user": "admin",
     "users.list_faces": "admin",
     "users.delete_face": "admin",
+    "users.get_lock": "admin",
+    "users.delete_lock": "admin",
     "audit.list_events": "admin",
 }
 

@@ -26,7 +26,7 @@ from faceauth_auth import __main__ as admin
 ADMIN_GROUPS = {
     "keys": "API keys, JWT and template keys (python -m faceauth_auth keys --help)",
     "db": "database schema (python -m faceauth_auth db --help)",
-    "templates": "re-encrypt stored templates (python -m faceauth_auth templates --help)",
+    "templates": "re-encrypt stored templates, embedder migration status (python -m faceauth_auth templates --help)",
     "attempts": "prune old login attempts (python -m faceauth_auth attempts --help)",
     "audit": "the audit log (python -m faceauth_auth audit --help)",
 }
@@ -68,6 +68,11 @@ def _eval(argv: list[str]) -> int:
         return evaluate(argv, progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
+# faceauth users ACTION USER: the HTTP call each action makes on /v1/users/USER.
+USER_ACTIONS = {"show": ("GET", ""), "faces": ("GET", "/faces"), "delete": ("DELETE", ""),
+                "lock": ("GET", "/lock"), "unlock": ("DELETE", "/lock")}
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="faceauth", description=__doc__.splitlines()[0])
     root.add_argument("--url", default=os.environ.get("FACEAUTH_URL", "http://127.0.0.1:8000"),
@@ -79,8 +84,9 @@ def parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help_text)
         command.add_argument("user")
         command.add_argument("photo", type=Path)
-    users = commands.add_parser("users", help="show, list faces of, or delete (erase) a user")
-    users.add_argument("action", choices=("show", "faces", "delete"))
+    users = commands.add_parser("users", help="show, list faces of, delete (erase) a user; show or lift a "
+                                "user id's lock after failed attempts")
+    users.add_argument("action", choices=tuple(USER_ACTIONS))
     users.add_argument("user")
     for name, help_text in (*ADMIN_GROUPS.items(),
                             ("eval", "accuracy on LFW and WIDER FACE (faceauth eval --help)")):
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "login":
         return _report(*api.upload("/auth/face-login", args.user, args.photo))
     path = f"/v1/users/{urllib.parse.quote(args.user, safe='')}"
-    method, suffix = {"show": ("GET", ""), "faces": ("GET", "/faces"), "delete": ("DELETE", "")}[args.action]
+    method, suffix = USER_ACTIONS[args.action]
     return _report(*api.call(method, path + suffix))
 
 

@@ -37,8 +37,13 @@ class Settings:
     max_templates_per_user: int = 10
     min_face_size: float = 60.0  # px, shorter side of the face box
     min_sharpness: float = 15.0  # variance of the Laplacian of the face crop at 128 px
-    lockout_max_failures: int = 5
-    lockout_window: float = 900.0  # seconds
+    lockout_max_failures: int = 5  # failed face decisions in a row that lock a user id; 0: no lockout
+    lockout_window: float = 900.0  # seconds of the first lockout; each next one doubles
+    lockout_max_wait: float = 86400.0  # seconds of the longest temporary lockout
+    lockout_permanent_after: int = 3  # the lockout that stays until an operator unlocks; 0: never
+    breaker_max_failures: int = 200  # failed face decisions of one application per breaker window; 0: off
+    breaker_window: float = 300.0  # seconds
+    breaker_min_ratio: float = 0.5  # share of the application's decisions those failures must be
     rate_limit: str = "600 per minute"  # per application
     auth_failure_rate_limit: str = "20 per minute"  # failed API key checks per client address; then 429
     rate_limit_storage_uri: str = "memory://"
@@ -89,6 +94,11 @@ class Settings:
             min_sharpness=env_float("FACEAUTH_MIN_SHARPNESS", cls.min_sharpness),
             lockout_max_failures=env_int("FACEAUTH_LOCKOUT_MAX_FAILURES", cls.lockout_max_failures),
             lockout_window=env_float("FACEAUTH_LOCKOUT_WINDOW", cls.lockout_window),
+            lockout_max_wait=env_float("FACEAUTH_LOCKOUT_MAX_WAIT", cls.lockout_max_wait),
+            lockout_permanent_after=env_int("FACEAUTH_LOCKOUT_PERMANENT_AFTER", cls.lockout_permanent_after),
+            breaker_max_failures=env_int("FACEAUTH_BREAKER_MAX_FAILURES", cls.breaker_max_failures),
+            breaker_window=env_float("FACEAUTH_BREAKER_WINDOW", cls.breaker_window),
+            breaker_min_ratio=env_float("FACEAUTH_BREAKER_MIN_RATIO", cls.breaker_min_ratio),
             rate_limit=env_str("FACEAUTH_RATE_LIMIT", cls.rate_limit),
             auth_failure_rate_limit=env_str("FACEAUTH_AUTH_FAILURE_RATE_LIMIT", cls.auth_failure_rate_limit),
             rate_limit_storage_uri=env_str("FACEAUTH_RATE_LIMIT_STORAGE_URI", cls.rate_limit_storage_uri),

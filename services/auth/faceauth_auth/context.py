@@ -7,6 +7,7 @@ from typing import cast
 
 from flask import current_app
 
+from faceauth_auth.breaker import FailureBreaker
 from faceauth_auth.config import Settings
 from faceauth_auth.db import Database
 from faceauth_auth.lockout import LockoutPolicy
@@ -25,6 +26,7 @@ class Services:
     tokens: TokenIssuer
     lockout: LockoutPolicy
     templates: TemplateCipher
+    breaker: FailureBreaker
 
 
 def services() -> Services:

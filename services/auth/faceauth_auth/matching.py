@@ -2,16 +2,19 @@
 
 A match is ``distance < threshold`` (docs/models.md). The confidence shown to clients maps the
 distance linearly onto [0, 1] so that the threshold sits at 0.5: 1 for identical embeddings, 0 at
-twice the threshold or beyond. The raw distance only goes to metrics, logs and the audit table.
+twice the threshold or beyond, in steps of 0.1. The raw distance only goes to metrics, logs and the audit table.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from faceauth_auth import metrics
+
+CONFIDENCE_STEPS = 10
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,10 @@ class Decision:
 
     @property
     def confidence(self) -> float:
-        return round(float(np.clip(1.0 - self.distance / (2.0 * self.threshold), 0.0, 1.0)), 3)
+        """Coarse on purpose, in steps of 0.1 (rounded down): finer steps would hand a caller tuning a forged
+        face the distance itself."""
+        fine = float(np.clip(1.0 - self.distance / (2.0 * self.threshold), 0.0, 1.0))
+        return math.floor(fine * CONFIDENCE_STEPS + 1e-9) / CONFIDENCE_STEPS
 
 
 def nearest_distance(probe: np.ndarray, templates: np.ndarray) -> tuple[int, float]:

@@ -57,6 +57,9 @@ downstream_duration = Histogram(
 downstream_errors = Counter(
     "faceauth_downstream_errors_total", "Calls to the detector and embedder that did not end OK.",
     ["service", "code"])
+breaker_refusals = Counter(
+    "faceauth_breaker_refusals_total", "Face logins and verifies refused because the application's failure-rate "
+    "breaker is open (faceauth_auth.breaker).", ["application"])
 template_migrations = Counter(
     "faceauth_template_migrations_total", "Templates enrolled automatically under the primary embedding model "
     "after a match under a legacy one (a migration window), by legacy and primary model.", ["from_model", "to_model"])

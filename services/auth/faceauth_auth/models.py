@@ -122,7 +122,9 @@ class LoginAttempt(Base):
     __tablename__ = "login_attempts"
     __table_args__ = (sa.Index("ix_login_attempts_lookup", "application_id", "external_user_id", "created_at"),
                       # Retention deletes the oldest rows across every user (faceauth_auth.retention).
-                      sa.Index("ix_login_attempts_created_at", "created_at"))
+                      sa.Index("ix_login_attempts_created_at", "created_at"),
+                      # The failure-rate breaker counts an application's recent decisions (faceauth_auth.breaker).
+                      sa.Index("ix_login_attempts_application_time", "application_id", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id", ondelete="CASCADE"))

@@ -72,6 +72,15 @@ _AUDIT_QUERY = [
 _FACE_ID = {"name": "face_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 
 
+# What a face login or verify answers when the user id's attempt budget or the application's breaker says no.
+_BUDGET_ERRORS: Schema = {
+    "423": _error("account_locked: locked for good after repeated lockouts, until an operator unlocks it"),
+    "429": _error("too_many_attempts: locked for a while after repeated failures (Retry-After), or rate_limited"),
+    "503": _error("login_suspended: the application's failure-rate breaker is open (Retry-After); overloaded, "
+                  "service_unavailable or database_unavailable (retry after Retry-After)"),
+}
+
+
 def _operation(tag: str, summary: str, description: str, responses: Schema, *, upload: bool | None = None,
                parameters: list[Schema] | None = None, secured: bool = True) -> Schema:
     merged = {**(_PHOTO_ERRORS if upload is not None else {}), **(_BAD_USER_ID if parameters else {}),
@@ -95,6 +104,11 @@ _SCHEMAS: Schema = {
         "access_token": {"type": "string", "description": "JWT (ES256 or RS256); claims iss, aud (the "
                                                           "application), sub (user_id), iat, exp, jti, amr=[face]"},
         "token_type": {"const": "Bearer"}, "expires_in": {"type": "integer", "description": "seconds"}}},
+    "Lock": {"type": "object", "required": ["user_id", "locked", "permanent", "locked_until", "failures", "lockouts"],
+             "properties": {"user_id": {"type": "string"}, "locked": {"type": "boolean"},
+                            "permanent": {"type": "boolean"},
+                            "locked_until": {"type": ["string", "null"], "format": "date-time"},
+                            "failures": {"type": "integer"}, "lockouts": {"type": "integer"}}},
     "Enrolled": {"type": "object", "required": ["user_id", "face_id", "model"], "properties": {
         "user_id": {"type": "string"}, "face_id": {"type": "string", "format": "uuid"}, "model": _ref("Model")}},
     "Model": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "integer"},
@@ -142,8 +156,12 @@ _SCHEMAS: Schema = {
 _PATHS: Schema = {
     "/auth/face-register": {"post": _operation(
         "auth", "Enrol a face", "Stores the embedding of the photo's one usable face for user_id (created if "
-        "new). No photo is kept.",
+        "new). No photo is kept. A user who already has a face gets another only with proof of presence: the "
+        "new face matches an enrolled one, or the request carries the user's token from a face login in the "
+        "X-Faceauth-User-Token header.",
         {"201": _ok("Enrolled", _ref("Enrolled")),
+         "403": _error("proof_required: the user has a face, the new one does not match it and no token of the "
+                       "user came with it"),
          "409": _error("too_many_faces: the user has the maximum number of faces"),
          "422": _error("The photo cannot be used: no_face, multiple_faces, face_too_small, face_too_blurry, "
                        "image_too_large (pixels), image_too_small, or spoof_detected (the application's "
@@ -154,16 +172,15 @@ _PATHS: Schema = {
         "can compare with, gets the same 401 as a mismatch. A match under an older model kept for a migration "
         "window also enrols the face under the current model.",
         {"200": _ok("Matched", _ref("Token")),
-         "401": _error("face_mismatch (also for an unknown user), spoof_detected (liveness policy enforce: the "
-                       "face looks like a presentation attack), missing_api_key, invalid_api_key"),
-         "429": _error("too_many_attempts: locked after repeated failures (Retry-After), or rate_limited")},
-        upload=True)},
+         "401": _error("face_mismatch (also for an unknown user, and for a face the liveness policy refuses), "
+                       "missing_api_key, invalid_api_key"),
+         **_BUDGET_ERRORS}, upload=True)},
     "/auth/face-verify": {"post": _operation(
         "auth", "Verify a face (1:1)", "Is this the user? No token is issued. A match under an older model kept "
         "for a migration window also enrols the face under the current model.",
         {"200": _ok("Decision", _ref("Verification")),
-         "404": _error("user_not_found (also for a user with no face a served model can compare with)")},
-        upload=True)},
+         "404": _error("user_not_found (also for a user with no face a served model can compare with)"),
+         **_BUDGET_ERRORS}, upload=True)},
     "/auth/face-identify": {"post": _operation(
         "auth", "Identify a face (1:N)", "Which enrolled user of this application, if any, is in the photo.",
         {"200": _ok("Decision", _ref("Identification"))}, upload=False)},
@@ -177,6 +194,12 @@ _PATHS: Schema = {
                              "history (right to erasure).", {"204": {"description": "Deleted"},
                                                              "404": _error("user_not_found")},
                              parameters=[_USER_ID]),
+    },
+    "/v1/users/{user_id}/lock": {
+        "get": _operation("users", "A user id's attempt budget", "Failures, lockouts and whether the user id (known "
+                          "or not) is locked.", {"200": _ok("The lock", _ref("Lock"))}, parameters=[_USER_ID]),
+        "delete": _operation("users", "Unlock a user id", "Lifts a temporary or permanent lock and clears the "
+                             "counts; audited.", {"204": {"description": "Unlocked"}}, parameters=[_USER_ID]),
     },
     "/v1/users/{user_id}/faces": {"get": _operation(
         "users", "List a user's faces", "", {"200": _ok("Faces", _ref("Faces")), "404": _error("user_not_found")},

@@ -2,8 +2,9 @@
 
 Every face login adds a login attempt (the lockout's memory, with the decision's distance) and an
 audit event, so without pruning both tables grow for ever, also with rows for user ids that never
-log in again, which is personal data kept past its use. The lockout only reads the last
-``FACEAUTH_LOCKOUT_WINDOW`` seconds, so attempts inside that window are always kept; audit events
+log in again, which is personal data kept past its use. The lockout keeps its state in the
+account guards; those idle for as long as attempts are kept and holding no lock go with them, and
+attempts inside ``FACEAUTH_LOCKOUT_WINDOW`` are always kept (they may still be reserved); audit events
 are kept at least ``AUDIT_MIN_KEEP``. One transaction per batch keeps locks short and lets a
 stopped run be started again; each batch records an audit event, as deleting security records should.
 """
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from faceauth_auth.db import Database
-from faceauth_auth.repositories import attempts, audit
+from faceauth_auth.repositories import attempts, audit, guards
 from faceauth_auth.repositories.audit import Event
 
 # Security logs stay at least 90 days (CIS Controls v8, safeguard 8.10); the database's own floor is lower.
@@ -29,8 +30,10 @@ def prune_login_attempts(db: Database, keep: timedelta, lockout_window: timedelt
     if keep < timedelta(0):
         raise ValueError("keep must not be negative")
     cutoff = (now or datetime.now(UTC)) - max(keep, lockout_window)
-    return _prune(db, attempts.delete_batch_before, cutoff, batch_size, Event.LOGIN_ATTEMPTS_PRUNED,
-                  "login attempts"), cutoff
+    deleted = _prune(db, attempts.delete_batch_before, cutoff, batch_size, Event.LOGIN_ATTEMPTS_PRUNED,
+                     "login attempts")
+    _prune(db, guards.delete_idle_before, cutoff, batch_size, Event.LOGIN_ATTEMPTS_PRUNED, "idle account guards")
+    return deleted, cutoff
 
 
 def prune_audit_events(db: Database, keep: timedelta, batch_size: int = 5000,

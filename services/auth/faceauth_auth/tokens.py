@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from faceauth_auth.verify import ACCESS_TOKEN_TYPES, REQUIRED_CLAIMS
+
 ALGORITHMS = ("ES256", "RS256")
 TOKEN_TYPE = "at+jwt"  # RFC 9068 section 2.1
 MIN_RSA_BITS = 2048
@@ -116,3 +118,17 @@ class TokenIssuer:
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [key.jwk for key in self.keys]}
+
+    def verify(self, token: str, audience: str) -> dict[str, Any]:
+        """The claims of an unexpired access token this service issued for ``audience``, checked as
+        verify.verify_token checks them; raises ``jwt.PyJWTError`` for anything else."""
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = next((key for key in self.keys if key.kid == kid), None)
+        if key is None:
+            raise jwt.InvalidTokenError("the token was not signed with a key of this service")
+        decoded = jwt.decode_complete(token, jwt.PyJWK(key.jwk), algorithms=[key.algorithm], audience=audience,
+                                      issuer=self.issuer, options={"require": REQUIRED_CLAIMS})
+        if str(decoded["header"].get("typ")).lower() not in ACCESS_TOKEN_TYPES:
+            raise jwt.InvalidTokenError("not an access token")
+        claims: dict[str, Any] = decoded["payload"]
+        return claims

@@ -382,6 +382,24 @@ valueFrom:
 {{- end }}
 - name: FACEAUTH_LOG_LEVEL
   value: {{ .ctx.Values.auth.logLevel | quote }}
+{{- with .ctx.Values.auth.lockout }}
+- name: FACEAUTH_LOCKOUT_MAX_FAILURES
+  value: {{ .maxFailures | quote }}
+- name: FACEAUTH_LOCKOUT_WINDOW
+  value: {{ .windowSeconds | quote }}
+- name: FACEAUTH_LOCKOUT_MAX_WAIT
+  value: {{ .maxWaitSeconds | quote }}
+- name: FACEAUTH_LOCKOUT_PERMANENT_AFTER
+  value: {{ .permanentAfter | quote }}
+{{- end }}
+{{- with .ctx.Values.auth.breaker }}
+- name: FACEAUTH_BREAKER_MAX_FAILURES
+  value: {{ .maxFailures | quote }}
+- name: FACEAUTH_BREAKER_WINDOW
+  value: {{ .windowSeconds | quote }}
+- name: FACEAUTH_BREAKER_MIN_RATIO
+  value: {{ .minRatio | quote }}
+{{- end }}
 - name: HOME
   value: /tmp
 {{- with .ctx.Values.auth.extraEnv }}

@@ -5,8 +5,11 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from flask import Blueprint, Response, jsonify
+import jwt
+from flask import Blueprint, Response, g, jsonify, request
+from sqlalchemy.orm import Session
 
 from faceauth_auth import comparison, liveness, metrics, search
 from faceauth_auth.admission import limited
@@ -16,7 +19,7 @@ from faceauth_auth.context import services
 from faceauth_auth.errors import ApiError
 from faceauth_auth.faces import Probe
 from faceauth_auth.matching import Decision, decide
-from faceauth_auth.repositories import attempts, users
+from faceauth_auth.repositories import users
 from faceauth_auth.repositories.audit import Event
 from faceauth_auth.uploads import read_image, read_upload
 
@@ -24,15 +27,24 @@ bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
 
 
+# Where a client proves, when adding a face to a user who has one, that the user is present: a token
+# the user got from a face login (within its lifetime) for this application.
+PROOF_HEADER = "X-Faceauth-User-Token"
+
+
 @bp.post("/auth/face-register")
 @limited
 def face_register() -> tuple[Response, int]:
     upload = read_upload()
     svc = services()
-    probe = svc.pipeline.probe(upload.image)
     client = current_client()
+    with svc.db.transaction() as session:
+        plan = comparison.plan(session, client.application_id, upload.user_id, svc.pipeline.served_models())
+    probe = svc.pipeline.probe(upload.image, plan.legacy_models if plan else ())
     _judge_liveness(probe, refusal_status=422)
     with svc.db.transaction() as session:
+        if plan is not None:
+            _require_proof(session, plan, probe, upload.user_id)
         user = users.find_or_create(session, client.application_id, upload.user_id)
         if users.template_count(session, user) >= svc.settings.max_templates_per_user:
             raise ApiError(409, "too_many_faces", f"a user may have at most {svc.settings.max_templates_per_user} "
@@ -44,6 +56,28 @@ def face_register() -> tuple[Response, int]:
     log.info("face enrolled", extra={"application": client.application, "face_id": str(template.id)})
     return jsonify({"user_id": user.external_id, "face_id": str(template.id),
                     "model": {"name": template.model_name, "version": template.model_version}}), 201
+
+
+def _require_proof(session: Session, plan: comparison.Comparison, probe: Probe, user_id: str) -> None:
+    """A face is added to a user who already has a usable one only if the new face matches an enrolled one,
+    or the request carries a fresh token of that user (so an enrol key alone cannot plant a second face)."""
+    client, svc = current_client(), services()
+    token = request.headers.get(PROOF_HEADER, "").strip()
+    if token:
+        try:
+            claims = svc.tokens.verify(token, client.application)
+        except jwt.PyJWTError:
+            claims = {}
+        if claims.get("sub") == user_id:
+            return
+    else:
+        decision = comparison.judge(session, client.application_id, plan, probe, client.operating_point)
+        if decision is not None and decision.match:
+            return
+    record(session, Event.ENROLMENT, "refused", user_id=user_id, detail="no proof of the user's presence")
+    session.commit()  # the refusal stays in the audit log
+    raise ApiError(403, "proof_required", "this user already has a face: the new face must match it, or send a "
+                   f"token of this user from a face login in {PROOF_HEADER}")
 
 
 def _judge_liveness(probe: Probe, refusal_status: int) -> None:
@@ -58,11 +92,9 @@ def _decision_outcome(match: bool) -> str:
 def _login_outcome(error: Exception) -> str:
     if isinstance(error, ApiError):
         if error.code == "face_mismatch":
-            return "mismatch"
-        if error.code == "too_many_attempts":
+            return str(g.get("login_outcome", "mismatch"))
+        if error.code in ("too_many_attempts", "account_locked", "login_suspended"):
             return "locked"
-        if error.code == liveness.SPOOF_DETECTED:
-            return "spoof"
         if error.status == 422:
             return "no_face"
     return "error"
@@ -82,55 +114,88 @@ def _counted(login: Callable[[], Response]) -> Callable[[], Response]:
     return counted
 
 
+@dataclass(frozen=True)
+class _Decided:
+    """One face decision for a user id: None for an unknown user, one with no usable face, or a face the
+    liveness policy refused (``spoof``), all answered like a mismatch."""
+
+    decision: Decision | None
+    spoof: bool
+
+    @property
+    def match(self) -> bool:
+        return bool(self.decision and self.decision.match) and not self.spoof
+
+
+def _decide_for(user_id: str, image: bytes, event: Event) -> _Decided:
+    """A face login or verify decision, spent from the user id's attempt budget (faceauth_auth.lockout) and
+    the application's failure-rate breaker; every decision is recorded, audited and counted alike."""
+    svc, client = services(), current_client()
+    with svc.db.transaction() as session:
+        svc.breaker.check(session, client.application_id, client.application)
+        reservation = svc.lockout.reserve(session, client.application_id, user_id)
+        plan = comparison.plan(session, client.application_id, user_id, svc.pipeline.served_models())
+    try:
+        # An unknown user, or one with no usable template, goes through the same steps as any other.
+        probe = svc.pipeline.probe(image, plan.legacy_models if plan else ())
+        spoof = _presentation_attack(probe)
+    except BaseException:
+        with svc.db.transaction() as session:
+            svc.lockout.release(session, reservation)
+        raise
+    with svc.db.transaction() as session:
+        decision = None if spoof else comparison.judge(session, client.application_id, plan, probe,
+                                                       client.operating_point)
+        decided = _Decided(decision, spoof)
+        distance = decision.distance if decision else None
+        lock = svc.lockout.decide(session, client.application_id, user_id, reservation, decided.match, distance)
+        record(session, event, "spoof" if spoof else _decision_outcome(decided.match), user_id=user_id,
+               distance=distance, liveness_score=probe.liveness_score)
+        if lock is not None:
+            record(session, Event.ACCOUNT_LOCKED, "locked", user_id=user_id, detail=lock.detail)
+        if decided.match and plan is not None:
+            comparison.migrate(session, client.application_id, plan, probe)
+    log.info("face decision", extra={"application": client.application, "event": event.value,
+                                     "known_user": decision is not None, "match": decided.match, "spoof": spoof,
+                                     "distance": round(distance, 4) if distance is not None else None})
+    return decided
+
+
+def _presentation_attack(probe: Probe) -> bool:
+    """Whether the liveness policy refuses the face: at login and verify that is a failed decision, answered
+    like a mismatch, so an attacker learns nothing from it and spends the budget."""
+    try:
+        _judge_liveness(probe, refusal_status=401)
+    except ApiError as error:
+        if error.code != liveness.SPOOF_DETECTED:
+            raise
+        return True
+    return False
+
+
 @bp.post("/auth/face-login")
 @limited
 @_counted
 def face_login() -> Response:
     upload = read_upload()
-    user_id = upload.user_id
-    svc = services()
-    client = current_client()
-    with svc.db.transaction() as session:
-        svc.lockout.check(session, client.application_id, user_id)
-        plan = comparison.plan(session, client.application_id, user_id, svc.pipeline.served_models())
-    # An unknown user, or one with no usable template, goes through the same steps and gets the same
-    # answer as a mismatch.
-    probe = svc.pipeline.probe(upload.image, plan.legacy_models if plan else ())
-    _judge_liveness(probe, refusal_status=401)
-    with svc.db.transaction() as session:
-        decision = comparison.judge(session, client.application_id, plan, probe, client.operating_point)
-        matched, distance = bool(decision and decision.match), decision.distance if decision else None
-        attempts.add(session, client.application_id, user_id, matched, distance)
-        record(session, Event.LOGIN, _decision_outcome(matched), user_id=user_id, distance=distance,
-               liveness_score=probe.liveness_score)
-        if matched and plan is not None:
-            comparison.migrate(session, client.application_id, plan, probe)
-    log.info("face login", extra={"application": client.application, "known_user": decision is not None,
-                                  "match": matched, "distance": round(distance, 4) if distance is not None else None})
-    if not matched:
+    decided = _decide_for(upload.user_id, upload.image, Event.LOGIN)
+    if not decided.match:
+        g.login_outcome = "spoof" if decided.spoof else "mismatch"
         raise ApiError(401, "face_mismatch", "the face does not match")
-    return jsonify({"access_token": svc.tokens.issue(user_id, client.application), "token_type": "Bearer",
-                    "expires_in": svc.tokens.lifetime})
+    svc = services()
+    return jsonify({"access_token": svc.tokens.issue(upload.user_id, current_client().application),
+                    "token_type": "Bearer", "expires_in": svc.tokens.lifetime})
 
 
 @bp.post("/auth/face-verify")
 @limited
 def face_verify() -> Response:
     upload = read_upload()
-    svc = services()
-    client = current_client()
-    with svc.db.transaction() as session:
-        plan = comparison.plan(session, client.application_id, upload.user_id, svc.pipeline.served_models())
-    probe = svc.pipeline.probe(upload.image, plan.legacy_models if plan else ())
-    with svc.db.transaction() as session:
-        decision = comparison.judge(session, client.application_id, plan, probe, client.operating_point)
-        if plan is None or decision is None:  # unknown, or no template a served model can compare with
-            raise ApiError(404, "user_not_found", "no such user")
-        record(session, Event.VERIFY, _decision_outcome(decision.match), user_id=upload.user_id,
-               distance=decision.distance, liveness_score=probe.liveness_score)
-        if decision.match:
-            comparison.migrate(session, client.application_id, plan, probe)
-    return jsonify({"match": decision.match, "confidence": decision.confidence})
+    decided = _decide_for(upload.user_id, upload.image, Event.VERIFY)
+    if decided.decision is None and not decided.spoof:  # unknown, or no face a served model can compare with
+        raise ApiError(404, "user_not_found", "no such user")
+    return jsonify({"match": decided.match,
+                    "confidence": decided.decision.confidence if decided.decision and decided.match else 0.0})
 
 
 @bp.post("/auth/face-identify")

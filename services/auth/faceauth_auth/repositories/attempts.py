@@ -1,4 +1,4 @@
-"""Login attempts: the lockout's memory and the audit trail of face-login decisions."""
+"""Login attempts: reservations of the attempt budget and the audit trail of face decisions."""
 
 from __future__ import annotations
 
@@ -11,20 +11,38 @@ from faceauth_auth.models import LoginAttempt
 from faceauth_auth.repositories import oldest
 
 
-def add(session: Session, application_id: int, user_id: str, succeeded: bool, distance: float | None) -> None:
-    session.add(LoginAttempt(application_id=application_id, external_user_id=user_id, succeeded=succeeded,
-                             distance=distance))
+def reserve(session: Session, application_id: int, user_id: str) -> int:
+    """A row for an attempt whose decision is still to come; its id."""
+    attempt = LoginAttempt(application_id=application_id, external_user_id=user_id, succeeded=None)
+    session.add(attempt)
+    session.flush()
+    return attempt.id
 
 
-def failures_since(session: Session, application_id: int, user_id: str, since: datetime) -> list[datetime]:
-    """Times of failed attempts after ``since`` and after the last success, oldest first."""
-    mine = sa.and_(LoginAttempt.application_id == application_id, LoginAttempt.external_user_id == user_id,
-                   LoginAttempt.created_at > since)
-    last_success = session.scalar(sa.select(sa.func.max(LoginAttempt.created_at)).where(mine, LoginAttempt.succeeded))
-    query = sa.select(LoginAttempt.created_at).where(mine, sa.not_(LoginAttempt.succeeded))
-    if last_success is not None:
-        query = query.where(LoginAttempt.created_at > last_success)
-    return list(session.scalars(query.order_by(LoginAttempt.created_at)))
+def pending_since(session: Session, application_id: int, user_id: str, since: datetime) -> int:
+    """Reservations of the user id made after ``since`` that have no decision yet."""
+    return session.scalar(sa.select(sa.func.count()).where(
+        LoginAttempt.application_id == application_id, LoginAttempt.external_user_id == user_id,
+        LoginAttempt.created_at > since, LoginAttempt.succeeded.is_(None))) or 0
+
+
+def decide(session: Session, attempt_id: int, succeeded: bool, distance: float | None) -> None:
+    session.execute(sa.update(LoginAttempt).where(LoginAttempt.id == attempt_id)
+                    .values(succeeded=succeeded, distance=distance))
+
+
+def cancel(session: Session, attempt_id: int) -> None:
+    """Drop a reservation that ended without a decision (no usable face, a model server down...)."""
+    session.execute(sa.delete(LoginAttempt).where(LoginAttempt.id == attempt_id, LoginAttempt.succeeded.is_(None)))
+
+
+def outcomes_since(session: Session, application_id: int, since: datetime) -> tuple[int, int]:
+    """(failed, decided) attempts of the whole application after ``since``."""
+    row = session.execute(sa.select(sa.func.count(LoginAttempt.id).filter(LoginAttempt.succeeded.is_(False)),
+                                    sa.func.count(LoginAttempt.succeeded))
+                          .where(LoginAttempt.application_id == application_id,
+                                 LoginAttempt.created_at > since)).one()
+    return int(row[0]), int(row[1])
 
 
 def delete_batch_before(session: Session, cutoff: datetime, limit: int) -> int:

@@ -36,6 +36,8 @@ class Event(StrEnum):
     VERIFY = "verify"
     IDENTIFY = "identify"
     USER_DELETED = "user_deleted"
+    ACCOUNT_LOCKED = "account_locked"
+    ACCOUNT_UNLOCKED = "account_unlocked"
     FACE_DELETED = "face_deleted"
     API_KEY_CREATED = "api_key_created"
     API_KEY_REVOKED = "api_key_revoked"

@@ -2,7 +2,7 @@
 
 ``login_attempts.succeeded`` may be NULL (a reservation whose decision is still being made), and
 ``account_guards`` keeps each user id's failures, escalating temporary lockouts and permanent lock
-(faceauth_auth.lockout).
+(faceauth_auth.lockout); an index by application and time serves the failure-rate breaker.
 
 Revision ID: 0010
 Revises: 0009
@@ -25,6 +25,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("login_attempts") as table:
         table.alter_column("succeeded", existing_type=sa.Boolean(), nullable=True)
+    op.create_index("ix_login_attempts_application_time", "login_attempts", ["application_id", "created_at"])
     op.create_table(
         "account_guards",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -44,6 +45,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_account_guards_updated_at", table_name="account_guards")
     op.drop_table("account_guards")
+    op.drop_index("ix_login_attempts_application_time", table_name="login_attempts")
     op.execute("delete from login_attempts where succeeded is null")
     with op.batch_alter_table("login_attempts") as table:
         table.alter_column("succeeded", existing_type=sa.Boolean(), nullable=False)
