@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import grpc
 import numpy as np
 import pytest
 
 from faceauth.grpc.status import ERROR_CODE_KEY
+from faceauth_auth import modelbounds
+from faceauth_auth.config import LOCK_FILE
 from faceauth_auth.downstream import to_api_error
 from faceauth_auth.errors import ApiError
-from faceauth_auth.faces import DetectedFace, Quality
+from faceauth_auth.faces import DetectedFace, EmbeddingModel, ModelInfo, Quality
 from faceauth_auth.lockout import LockoutPolicy
 from faceauth_auth.matching import Decision, nearest_distance
 from faceauth_auth.quality import QualityPolicy, single_usable
@@ -86,3 +90,34 @@ class _Failed(grpc.RpcError):
 def test_grpc_failures_become_http_answers(error: grpc.RpcError, status: int, code: str) -> None:
     answer = to_api_error("detector", error)
     assert (answer.status, answer.code) == (status, code)
+
+
+def test_thresholds_hold_the_fmr_over_several_comparisons() -> None:
+    """Matching the nearest of k templates (or of a gallery of N) is k chances to match falsely, so the
+    threshold is the one calibrated for FMR / k: log-linear between calibrated points, stricter beyond them."""
+    info = ModelInfo(EmbeddingModel("m", 1, 4), 1.0, 0.9, ((1e-3, 1.0), (1e-4, 0.9), (1e-5, 0.8), (1e-6, 0.7)))
+    assert info.threshold("default") == 1.0 and info.threshold("strict") == 0.9
+    assert info.threshold("default", comparisons=10) == pytest.approx(0.9)
+    assert info.threshold("default", comparisons=5) == pytest.approx(1.0 - 0.1 * math.log10(5))
+    assert info.threshold("strict", comparisons=100) == pytest.approx(0.7)
+    assert info.threshold("strict", comparisons=1000) == pytest.approx(0.6)  # extrapolated: stricter still
+    assert info.threshold_at(1e-2) == 1.0  # never looser than the loosest calibrated point
+    two_points = ModelInfo(EmbeddingModel("m", 1, 4), 1.0, 0.9)
+    assert two_points.threshold("default", comparisons=10) == pytest.approx(0.9)
+
+
+def test_thresholds_reported_by_the_embedder_are_bounded_by_the_lock_file() -> None:
+    bounds = {("m", 1): {1e-3: 1.0, 1e-4: 0.9}}
+    loose = ModelInfo(EmbeddingModel("m", 1, 4), 1.9, 0.5, ((1e-3, 1.9), (1e-4, 0.5), (1e-5, 0.4)))
+    held = modelbounds.bounded(loose, bounds)
+    # The loose 1e-3 threshold is the lock file's, the stricter one stays, the unvouched 1e-5 is dropped.
+    assert (held.default_threshold, held.strict_threshold, held.calibrated) == (1.0, 0.5, ((1e-3, 1.0), (1e-4, 0.5)))
+    with pytest.raises(ApiError) as unknown:
+        modelbounds.bounded(ModelInfo(EmbeddingModel("other", 1, 4), 1.0, 0.9), bounds)
+    assert unknown.value.status == 503
+
+
+def test_every_locked_embedder_has_thresholds_auth_can_bound() -> None:
+    bounds = modelbounds.load(LOCK_FILE)
+    assert {("mobilefacenet", 1), ("dlib-resnet", 1)} <= set(bounds)
+    assert all({1e-3, 1e-4} <= set(points) for points in bounds.values())

@@ -13,6 +13,11 @@ from facemodels.saved import DEFAULT_RUNTIME, Runtime, SavedModel
 DEFAULT_MODEL = "mobilefacenet"  # the most accurate embedder in models.lock.json (docs/models.md)
 
 
+def fmr_of(operating_point: str) -> float:
+    """The false match rate an operating point's name stands for: ``fmr_1e-4`` -> 0.0001."""
+    return float(operating_point.removeprefix("fmr_"))
+
+
 class FaceEmbedder:
     """Thread-safe: the SavedModel is loaded once and shared by all callers."""
 
@@ -28,7 +33,7 @@ class FaceEmbedder:
 
     @property
     def thresholds(self) -> dict[str, float]:
-        """Calibrated Euclidean distance thresholds by operating point (``fmr_1e-3``, ``fmr_1e-4``)."""
+        """Calibrated Euclidean distance thresholds by operating point (``fmr_1e-3`` ... ``fmr_1e-6``)."""
         return {k: float(v) for k, v in self.model.metadata["thresholds"].items()}
 
     def align(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None, progress: Callable[[int, int], None] = _
     print(f"LFW: {verification.images} images, {verification.genuine_pairs} genuine pairs, "
           f"{verification.impostor_pairs} impostor pairs (all cross-identity pairs)")
     print(f"  thresholds: FMR 1e-3 -> {verification.threshold_1e3:.4f}, FMR 1e-4 -> {verification.threshold_1e4:.4f}")
+    print("  all thresholds: " + ", ".join(f"{name} -> {value:.4f}" for name, value in verification.thresholds.items()))
     print(f"  FMR on held-out identities (calibrated on the other half): {verification.heldout_fmr_1e3:.2e} "
           f"for 1e-3, {verification.heldout_fmr_1e4:.2e} for 1e-4")
     print(f"WIDER: {detection.images} images, {detection.boxes} valid boxes ({detection.boxes_40px} >= 40 px), "
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None, progress: Callable[[int, int], None] = _
         "heldout_fmr_1e-4": round(verification.heldout_fmr_1e4, 7),
         "threshold": round(verification.threshold_1e3, 5),
         "threshold_fmr_1e-4": round(verification.threshold_1e4, 5),
+        "thresholds": {name: round(value, 5) for name, value in verification.thresholds.items()},
         "lfw_detect_fail_rate": round(verification.detect_fail_rate, 5),
         "wider_recall_40px": round(detection.recall_40px, 5),
         "wider_precision": round(detection.precision, 5),

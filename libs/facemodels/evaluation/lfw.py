@@ -18,6 +18,10 @@ from facemodels.evaluation import metrics
 from facemodels.faces import Face
 
 BATCH = 16
+# Operating points calibrated: 1e-3 and 1e-4 for 1:1; the stricter ones hold the FMR of a decision that
+# compares several templates or a whole gallery (faceauth_auth.matching). With ~23 M impostor pairs,
+# 1e-6 rests on ~23 pairs: usable, but the least certain.
+CALIBRATED_EXPONENTS = (3, 4, 5, 6)
 
 
 @dataclass
@@ -30,6 +34,7 @@ class LfwResult:
     roc_auc: float
     heldout_fmr_1e3: float  # FMR on identities the threshold was not calibrated on (heldout_fmr)
     heldout_fmr_1e4: float
+    thresholds: dict[str, float]  # by operating point ("fmr_1e-3" ... "fmr_1e-6"), as models.lock.json keeps them
     detect_fail_rate: float
     images: int
     genuine_pairs: int
@@ -125,6 +130,8 @@ def evaluate(root: Path, detector: FaceDetector, embedder: FaceEmbedder,
         roc_auc=metrics.roc_auc(genuine, impostor),
         heldout_fmr_1e3=heldout_fmr(matrix, identity, 1e-3),
         heldout_fmr_1e4=heldout_fmr(matrix, identity, 1e-4),
+        thresholds={f"fmr_1e-{exponent}": metrics.threshold_at_fmr(impostor, 10.0 ** -exponent)
+                    for exponent in CALIBRATED_EXPONENTS},
         detect_fail_rate=failed / len(embeddings),
         images=len(embeddings),
         genuine_pairs=int(same.sum()),

@@ -13,7 +13,17 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from faceauth.grpc.client import DetectorClient, EmbedderClient
-from faceauth_auth import admission, authn, errors, metrics, migrate, observability, ratelimit, templatecrypto
+from faceauth_auth import (
+    admission,
+    authn,
+    errors,
+    metrics,
+    migrate,
+    modelbounds,
+    observability,
+    ratelimit,
+    templatecrypto,
+)
 from faceauth_auth.api import audit, auth, demo, docs, faces, ops, users, wellknown
 from faceauth_auth.breaker import FailureBreaker
 from faceauth_auth.config import Settings
@@ -41,7 +51,8 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fla
                          settings.jwt_issuer, settings.token_lifetime)
     pipeline = FacePipeline(DetectorClient(settings.detector_target, settings.grpc_timeout),
                             EmbedderClient(settings.embedder_target, settings.grpc_timeout),
-                            QualityPolicy(settings.min_face_size, settings.min_sharpness), settings.model_info_ttl)
+                            QualityPolicy(settings.min_face_size, settings.min_sharpness), settings.model_info_ttl,
+                            modelbounds.load(settings.models_lock_file))
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes

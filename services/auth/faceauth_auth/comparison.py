@@ -64,7 +64,9 @@ def judge(session: Session, application_id: int, comparison: Comparison | None, 
     templates = users.embeddings(session, user, comparison.info.model, services().templates)
     if len(templates) == 0:
         return None
-    return decide(nearest_distance(probe.by(comparison.info), templates)[1], comparison.info.threshold(operating_point))
+    # The nearest of k templates is k chances to match falsely: the threshold holds the FMR over all k.
+    threshold = comparison.info.threshold(operating_point, comparisons=len(templates))
+    return decide(nearest_distance(probe.by(comparison.info), templates)[1], threshold)
 
 
 def migrate(session: Session, application_id: int, comparison: Comparison, probe: Probe) -> None:

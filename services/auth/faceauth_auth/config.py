@@ -8,6 +8,8 @@ from pathlib import Path
 from faceauth.config import env_bool, env_choice, env_float, env_int, env_str
 
 OPERATING_POINTS = ("default", "strict")
+# The repository's (and the auth image's) models.lock.json, three folders above this package.
+LOCK_FILE = Path(__file__).resolve().parents[3] / "models.lock.json"
 LIVENESS_POLICIES = ("off", "report", "enforce")
 
 
@@ -28,6 +30,8 @@ class Settings:
     embedder_target: str = "dns:///localhost:50052"
     grpc_timeout: float = 2.0  # seconds per downstream call, retries included
     model_info_ttl: float = 60.0  # seconds between GetModelInfo refreshes
+    models_lock_file: Path = LOCK_FILE  # bounds the thresholds the embedder reports (faceauth_auth.modelbounds)
+    identify_operating_point: str = "strict"  # the FMR a whole 1:N search holds, split over the gallery
     jwt_current_key_file: Path = Path("var/jwt/current.pem")
     jwt_next_key_file: Path | None = Path("var/jwt/next.pem")
     jwt_previous_key_file: Path | None = None
@@ -92,6 +96,9 @@ class Settings:
             max_templates_per_user=env_int("FACEAUTH_MAX_TEMPLATES_PER_USER", cls.max_templates_per_user),
             min_face_size=env_float("FACEAUTH_MIN_FACE_SIZE", cls.min_face_size),
             min_sharpness=env_float("FACEAUTH_MIN_SHARPNESS", cls.min_sharpness),
+            models_lock_file=Path(env_str("FACEAUTH_MODELS_LOCK_FILE", str(cls.models_lock_file))),
+            identify_operating_point=env_choice("FACEAUTH_IDENTIFY_OPERATING_POINT", cls.identify_operating_point,
+                                                OPERATING_POINTS),
             lockout_max_failures=env_int("FACEAUTH_LOCKOUT_MAX_FAILURES", cls.lockout_max_failures),
             lockout_window=env_float("FACEAUTH_LOCKOUT_WINDOW", cls.lockout_window),
             lockout_max_wait=env_float("FACEAUTH_LOCKOUT_MAX_WAIT", cls.lockout_max_wait),

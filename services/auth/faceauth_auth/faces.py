@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,10 @@ class EmbeddingModel:
         return f"{self.name}/{self.version}"
 
 
+DEFAULT_FMR = 1e-3  # the "default" operating point: NIST SP 800-63B's floor for biometrics
+STRICT_FMR = 1e-4
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """An embedding model the embedder serves, with the distance thresholds calibrated for it."""
@@ -30,9 +35,28 @@ class ModelInfo:
     model: EmbeddingModel
     default_threshold: float  # FMR 1e-3
     strict_threshold: float  # FMR 1e-4
+    # Every calibrated (FMR, distance), loosest first; empty: just the two above.
+    calibrated: tuple[tuple[float, float], ...] = ()
 
-    def threshold(self, operating_point: str) -> float:
-        return self.strict_threshold if operating_point == "strict" else self.default_threshold
+    def threshold(self, operating_point: str, comparisons: int = 1) -> float:
+        """The threshold that holds the operating point's FMR for one decision over ``comparisons``
+        comparisons: matching the nearest of k templates, or of a gallery of N, is k or N chances to
+        match falsely, so each comparison must be k or N times stricter."""
+        target = STRICT_FMR if operating_point == "strict" else DEFAULT_FMR
+        return self.threshold_at(target / max(comparisons, 1))
+
+    def threshold_at(self, fmr: float) -> float:
+        """The distance threshold for a false match rate: log-linear between calibrated points, the loosest
+        one above them, and extrapolated along the strictest segment below them (stricter, never looser)."""
+        points = self.calibrated or ((DEFAULT_FMR, self.default_threshold), (STRICT_FMR, self.strict_threshold))
+        logs = [math.log10(rate) for rate, _ in points]
+        distances = [distance for _, distance in points]
+        target = math.log10(fmr)
+        if target >= logs[0] or len(points) == 1:
+            return distances[0]
+        segment = next((i for i in range(len(points) - 1) if target >= logs[i + 1]), len(points) - 2)
+        slope = (distances[segment + 1] - distances[segment]) / (logs[segment + 1] - logs[segment])
+        return max(distances[segment] + slope * (target - logs[segment]), 0.0)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from faceauth.grpc import landmarks
 from faceauth.grpc.client import SERVICES, DetectorClient, EmbedderClient
 from faceauth.images import DEFAULT_LIMITS
-from faceauth_auth import downstream
+from faceauth_auth import downstream, modelbounds
 from faceauth_auth.errors import ApiError
 from faceauth_auth.faces import DetectedFace, Detection, EmbeddingModel, ModelInfo, Probe, ServedModels
 from faceauth_auth.quality import QualityPolicy, single_usable
@@ -29,8 +29,9 @@ class FacePipeline:
     """Thread-safe; one per process, sharing the gRPC channels."""
 
     def __init__(self, detector: DetectorClient, embedder: EmbedderClient, policy: QualityPolicy,
-                 model_info_ttl: float) -> None:
+                 model_info_ttl: float, bounds: modelbounds.Bounds) -> None:
         self.detector = detector
+        self._bounds = bounds
         self.embedder = embedder
         self.policy = policy
         self._ttl = model_info_ttl
@@ -45,9 +46,11 @@ class FacePipeline:
                     reply = self.embedder.model_info()
                 with downstream.call("detector"):
                     detector = self.detector.model_info()
-                served = [ModelInfo(EmbeddingModel(item.model.name, int(item.model.version), int(item.embedding_size)),
-                                    float(item.default_threshold), float(item.strict_threshold))
-                          for item in reply.served or [reply]]
+                served = [modelbounds.bounded(ModelInfo(
+                    EmbeddingModel(item.model.name, int(item.model.version), int(item.embedding_size)),
+                    float(item.default_threshold), float(item.strict_threshold),
+                    tuple((point.false_match_rate, point.distance) for point in getattr(item, "thresholds", ()))),
+                    self._bounds) for item in reply.served or [reply]]
                 liveness = float(detector.liveness_threshold) if detector.HasField("liveness") else None
                 self._info = (time.monotonic(), ServedModels(served[0], tuple(served[1:]), liveness))
             return self._info[1]

@@ -10,6 +10,8 @@ process, over the application's decrypted templates.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from sqlalchemy.orm import Session
 
@@ -19,18 +21,29 @@ from faceauth_auth.repositories import users
 from faceauth_auth.templatecrypto import TemplateCipher
 
 
+class Nearest(NamedTuple):
+    """The nearest template's owner and distance, and how many templates were searched (the gallery)."""
+
+    user_id: str
+    distance: float
+    gallery: int
+
+
 def nearest(session: Session, application_id: int, model: EmbeddingModel, probe: np.ndarray,
             vector_dimensions: frozenset[int], ef_search: int, cipher: TemplateCipher,
-            skip_users_of: EmbeddingModel | None = None) -> tuple[str, float] | None:
-    """(user id, distance) of the nearest template made by ``model``, or None when there is none.
+            skip_users_of: EmbeddingModel | None = None) -> Nearest | None:
+    """The nearest template made by ``model``, or None when there is none.
 
     ``skip_users_of``: leave out users who have a template of that model (during a migration window a
     legacy model decides only for users not yet enrolled with the primary one).
     """
     if model.dimensions in vector_dimensions:
-        return users.nearest_by_vector(session, application_id, model, probe, ef_search, skip_users_of)
+        found = users.nearest_by_vector(session, application_id, model, probe, ef_search, skip_users_of)
+        if found is None:
+            return None
+        return Nearest(*found, users.gallery_size(session, application_id, model, skip_users_of))
     owners, embeddings = users.application_embeddings(session, application_id, model, cipher, skip_users_of)
     if not owners:
         return None
     best, distance = nearest_distance(probe, embeddings)
-    return owners[best], distance
+    return Nearest(owners[best], distance, len(owners))

@@ -22,7 +22,7 @@ from faceauth.grpc.status import ready, status_on_error, time_left
 from faceauth.images import decode_image
 from faceauth.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from faceauth_embedder.validation import landmark_points
-from facemodels.embedder import DEFAULT_MODEL, FaceEmbedder
+from facemodels.embedder import DEFAULT_MODEL, FaceEmbedder, fmr_of
 
 SERVICE_NAME: str = embedder_pb2.DESCRIPTOR.services_by_name["EmbedderService"].full_name
 # Enough for a group photo; as many as the detector returns per photo.
@@ -63,9 +63,12 @@ class ServedModel:
 
     def info(self) -> embedder_pb2.EmbeddingModelInfo:
         thresholds = self.embedder.thresholds
-        return embedder_pb2.EmbeddingModelInfo(model=self.version, embedding_size=self.embedder.dimensions,
-                                               default_threshold=thresholds["fmr_1e-3"],
-                                               strict_threshold=thresholds["fmr_1e-4"])
+        calibrated = sorted(((fmr_of(name), distance) for name, distance in thresholds.items()), reverse=True)
+        return embedder_pb2.EmbeddingModelInfo(
+            model=self.version, embedding_size=self.embedder.dimensions, default_threshold=thresholds["fmr_1e-3"],
+            strict_threshold=thresholds["fmr_1e-4"],
+            thresholds=[embedder_pb2.CalibratedThreshold(false_match_rate=fmr, distance=distance)
+                        for fmr, distance in calibrated])
 
 
 class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):

@@ -217,11 +217,14 @@ def face_identify() -> Response:
                                      svc.db.vector_dimensions, svc.settings.hnsw_ef_search, svc.templates, skip)
             if nearest is None:
                 continue
-            candidate = decide(nearest[1], info.threshold(client.operating_point))
+            # A gallery of N templates is N chances to match falsely: strict by default, split over N.
+            operating_point = "strict" if "strict" in (client.operating_point,
+                                                       svc.settings.identify_operating_point) else "default"
+            candidate = decide(nearest.distance, info.threshold(operating_point, comparisons=nearest.gallery))
             if decision is None or candidate.match:
                 decision = candidate
             if candidate.match:
-                user_id = nearest[0]
+                user_id = nearest.user_id
                 break
         record(session, Event.IDENTIFY, _decision_outcome(user_id is not None), user_id=user_id,
                distance=decision.distance if decision else None, liveness_score=probe.liveness_score)

@@ -218,6 +218,14 @@ def application_embeddings(session: Session, application_id: int, model: Embeddi
     return owners, np.array([embedding_of(row, cipher) for row in rows], dtype=np.float32).reshape(-1, model.dimensions)
 
 
+def gallery_size(session: Session, application_id: int, model: EmbeddingModel,
+                 skip_users_of: EmbeddingModel | None = None) -> int:
+    """How many of the application's templates ``model`` made, but for users who have one of ``skip_users_of``."""
+    return session.scalar(sa.select(sa.func.count(FaceTemplate.id)).join(FaceTemplate.user)
+                          .where(User.application_id == application_id, _of_model(model),
+                                 _without_templates_of(skip_users_of))) or 0
+
+
 def nearest_by_vector(session: Session, application_id: int, model: EmbeddingModel, probe: np.ndarray,
                       ef_search: int, skip_users_of: EmbeddingModel | None = None) -> tuple[str, float] | None:
     """The application's template nearest to ``probe`` through pgvector's HNSW index (L2), with its distance;
