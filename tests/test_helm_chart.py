@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ from tests.helm.support import (
     HELM_TESTS,
     MODEL_SERVERS,
     NAMESPACE,
+    OFFLINE,
     PROJECT_ROOT,
     RELEASE,
     SERVICES,
@@ -38,6 +41,7 @@ from tests.helm.support import (
     pod_spec,
     pod_specs,
     render,
+    render_against_cluster,
     render_notes,
     run,
     source_text,
@@ -202,7 +206,9 @@ def test_probes(values_set: str) -> None:
     objects = render(values_set)
     for component in MODEL_SERVERS:
         main = container(deployment(objects, component), component)
-        (grpc_port,) = [p["containerPort"] for p in main["ports"] if p["name"] == "grpc"]
+        # With mutual TLS the kubelet, which presents no certificate, probes the plaintext health port.
+        probed = "grpc-health" if "FACEAUTH_GRPC_TLS_CERT_FILE" in env_of(main) else "grpc"
+        (grpc_port,) = [p["containerPort"] for p in main["ports"] if p["name"] == probed]
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             assert main[probe]["grpc"] == {"port": grpc_port}, (component, probe)
         startup = main["startupProbe"]
@@ -349,6 +355,102 @@ def test_auth_gets_a_writable_prometheus_multiprocess_dir() -> None:
     assert "emptyDir" in volumes[mounts[directory]]
 
 
+DNS_RULE = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+
+
+def pods_of(objects: tuple[Manifest, ...], component: str) -> dict[str, str]:
+    labels: dict[str, str] = deployment(objects, component)["spec"]["selector"]["matchLabels"]
+    return labels
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_model_servers_may_reach_dns_and_nothing_else(values_set: str) -> None:
+    objects = render(values_set)
+    for component in MODEL_SERVERS:
+        policy = named(objects, "NetworkPolicy", component_name(component))["spec"]
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        assert policy["egress"] == [DNS_RULE], component
+
+
+def test_auth_reaches_exactly_dns_the_model_servers_the_database_and_the_rate_limit_storage() -> None:
+    objects = render("default")
+    policy = named(objects, "NetworkPolicy", component_name("auth"))["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["egress"] == [
+        DNS_RULE,
+        {"to": [{"podSelector": {"matchLabels": pods_of(objects, "detector")}}],
+         "ports": [{"port": 50051, "protocol": "TCP"}]},
+        {"to": [{"podSelector": {"matchLabels": pods_of(objects, "embedder")}}],
+         "ports": [{"port": 50052, "protocol": "TCP"}]},
+        {"ports": [{"port": 5432, "protocol": "TCP"}]},  # the database: any address until tightened
+        {"to": [{"podSelector": {"matchLabels": pods_of(objects, "redis")}}],
+         "ports": [{"port": 6379, "protocol": "TCP"}]},
+    ]
+    # The ports are the ones auth dials.
+    auth_env = env_of(container(deployment(objects, "auth"), "auth"))
+    assert auth_env["FACEAUTH_DETECTOR_TARGET"].endswith(":50051")
+    assert auth_env["FACEAUTH_EMBEDDER_TARGET"].endswith(":50052")
+    # The bundled Redis connects to nothing.
+    redis = named(objects, "NetworkPolicy", component_name("redis"))["spec"]
+    assert redis["policyTypes"] == ["Ingress", "Egress"] and redis["egress"] == []
+
+
+def test_egress_rules_follow_the_values() -> None:
+    database = {"ipBlock": {"cidr": "10.20.0.5/32"}}
+    dns = [{"ipBlock": {"cidr": "169.254.20.10/32"}}]
+    extra = {"to": [{"ipBlock": {"cidr": "10.9.0.0/16"}}], "ports": [{"port": 4317, "protocol": "TCP"}]}
+    objects = render("default", ("networkPolicy.egress.database.port=6432", "detector.grpcPort=6000",
+                                 "auth.rateLimit.storageUri=redis://redis.example:6380/0",
+                                 "networkPolicy.egress.rateLimitStorage.port=6380"),
+                     json_settings=(f"networkPolicy.egress.database.to=[{json.dumps(database)}]",
+                                    f"networkPolicy.egress.dns.to={json.dumps(dns)}",
+                                    "networkPolicy.egress.rateLimitStorage.to=[{\"ipBlock\":{\"cidr\":\"10.1.0.9/32\"}}]",
+                                    f"networkPolicy.egress.extraAuthTo=[{json.dumps(extra)}]"))
+    dns_rule = {"to": dns, "ports": DNS_RULE["ports"]}
+    database_rule = {"to": [database], "ports": [{"port": 6432, "protocol": "TCP"}]}
+    egress = named(objects, "NetworkPolicy", component_name("auth"))["spec"]["egress"]
+    assert egress[0] == dns_rule
+    assert egress[1]["ports"] == [{"port": 6000, "protocol": "TCP"}]
+    assert egress[3:] == [database_rule, {"to": [{"ipBlock": {"cidr": "10.1.0.9/32"}}],
+                                          "ports": [{"port": 6380, "protocol": "TCP"}]}, extra]
+    jobs = named(objects, "NetworkPolicy", component_name("jobs"))["spec"]
+    assert jobs["egress"] == [dns_rule, database_rule]
+    # memory:// (one pod, one worker) needs no storage to be reached.
+    single = render("default", ("auth.rateLimit.storageUri=memory://", "auth.replicaCount=1", "auth.workers=1"))
+    assert len(named(single, "NetworkPolicy", component_name("auth"))["spec"]["egress"]) == 4
+
+
+def test_migration_and_retention_jobs_reach_only_dns_and_the_database() -> None:
+    objects = render("default")
+    policy = named(objects, "NetworkPolicy", component_name("jobs"))
+    # A hook, created before the pre-install migration Job it restricts.
+    assert policy["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert int(policy["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        named(objects, "Job", f"{RELEASE}-migrations")["metadata"]["annotations"]["helm.sh/hook-weight"])
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in spec
+    assert spec["egress"] == [DNS_RULE, {"ports": [{"port": 5432, "protocol": "TCP"}]}]
+    selector = spec["podSelector"]
+    jobs = [named(objects, "Job", f"{RELEASE}-migrations"), named(objects, "CronJob", f"{RELEASE}-attempts-prune"),
+            named(objects, "CronJob", f"{RELEASE}-audit-prune")]
+    for job in jobs:
+        labels = (job["spec"]["template"] if job["kind"] == "Job" else job["spec"]["jobTemplate"]["spec"]["template"])[
+            "metadata"]["labels"]
+        assert selector["matchLabels"].items() <= labels.items()
+        (expression,) = selector["matchExpressions"]
+        assert expression["key"] == "app.kubernetes.io/component" and labels[expression["key"]] in expression["values"]
+    # ... and it selects no service pod.
+    for component in SERVICES:
+        labels = deployment(objects, component)["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] not in selector["matchExpressions"][0]["values"]
+
+
+def test_no_network_policies_when_disabled() -> None:
+    assert not of_kind(render("default", ("networkPolicy.enabled=false",)), "NetworkPolicy")
+
+
 @pytest.mark.parametrize("values_set", VALUES_SETS)
 def test_network_policies_admit_only_auth_ingress_and_prometheus(values_set: str) -> None:
     objects = render(values_set)
@@ -463,8 +565,8 @@ def test_another_rate_limit_storage_replaces_the_bundled_redis(settings: tuple[s
     ("auth.rateLimit.redis.enabled=false",),  # no storage at all
 ])
 def test_rate_limits_counted_per_worker_do_not_render(settings: tuple[str, ...]) -> None:
-    result = subprocess.run([tool("helm"), "template", RELEASE, str(CHART), *(f"--set={s}" for s in settings)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run([tool("helm"), "template", RELEASE, str(CHART), f"--set={OFFLINE}",
+                             *(f"--set={s}" for s in settings)], capture_output=True, text=True, check=False)
     assert result.returncode != 0 and "auth.rateLimit" in result.stderr, (settings, result.stderr)
 
 
@@ -725,3 +827,97 @@ def test_migrations_and_audit_pruning_run_as_the_owner_role_the_pods_as_the_runt
     assert "FACEAUTH_DB_RUNTIME_ROLE" not in auth
     default_job = env_of(container(named(render("default"), "Job", f"{RELEASE}-migrations"), "migrations"))
     assert default_job["FACEAUTH_DATABASE_URL"]["secretKeyRef"]["name"] == f"{RELEASE}-database"
+
+
+# --- Generated Secrets without a cluster -----------------------------------------------------------------
+
+def test_generated_keys_are_refused_where_lookup_cannot_read_the_cluster() -> None:
+    """helm template / --dry-run / ArgoCD: lookup answers nothing, so the chart must not make new keys."""
+    for extra in ((), ("--is-upgrade",), ("--set=auth.bootstrapApiKey.enabled=true",)):
+        result = subprocess.run([tool("helm"), "template", RELEASE, str(CHART), f"--namespace={NAMESPACE}", *extra],
+                                capture_output=True, text=True, check=False)
+        assert result.returncode != 0, extra
+        for value in ("auth.jwt.existingSecret", "auth.templateKey.existingSecret",
+                      "auth.apiKeyPepper.existingSecret", "auth.rateLimit.existingSecret",
+                      "generatedSecrets.allowRandomOnTemplate"):
+            assert value in result.stderr, (extra, result.stderr)
+        assert ("auth.bootstrapApiKey.existingSecret" in result.stderr) == bool(extra and "bootstrap" in extra[0])
+    # Every Secret given: nothing to generate, the render needs no cluster.
+    given = subprocess.run([tool("helm"), "template", RELEASE, str(CHART), f"--namespace={NAMESPACE}",
+                            f"--values={CHART / 'ci' / 'cpu-only-values.yaml'}"],
+                           capture_output=True, text=True, check=False)
+    assert given.returncode == 0, given.stderr
+    # helm lint (neither an install nor an upgrade) still checks the defaults.
+    assert "0 chart(s) failed" in run(tool("helm"), "lint", "--strict", str(CHART))
+
+
+def test_an_upgrade_that_reads_the_cluster_keeps_the_stored_keys_and_an_install_generates_them() -> None:
+    stored = {f"{RELEASE}-jwt": {"current.pem": "Y3VycmVudA==", "next.pem": "bmV4dA=="},
+              f"{RELEASE}-template-key": {"template.key": "dGVtcGxhdGU="},
+              f"{RELEASE}-api-key-pepper": {"api-key-pepper": "cGVwcGVy"},
+              f"{RELEASE}-rate-limit": {"password": base64.b64encode(b"p" * 40).decode()}}
+    upgrade = render_against_cluster(stored, "--is-upgrade")
+    assert upgrade.returncode == 0, upgrade.stderr
+    secrets = {obj["metadata"]["name"]: obj["data"] for obj in yaml.safe_load_all(upgrade.stdout)
+               if obj and obj["kind"] == "Secret"}
+    for name, data in stored.items():
+        assert data.items() <= secrets[name].items(), name
+    # A fresh install on a cluster: nothing stored, keys generated, no opt-in needed.
+    install = render_against_cluster({})
+    assert install.returncode == 0, install.stderr
+    fresh = {obj["metadata"]["name"]: obj["data"] for obj in yaml.safe_load_all(install.stdout)
+             if obj and obj["kind"] == "Secret"}
+    assert fresh[f"{RELEASE}-jwt"]["current.pem"] != stored[f"{RELEASE}-jwt"]["current.pem"]
+    assert len(base64.b64decode(base64.b64decode(fresh[f"{RELEASE}-template-key"]["template.key"]))) == 32
+
+
+# --- Mutual TLS between auth and the model servers --------------------------------------------------------
+
+def test_grpc_tls_is_off_by_default() -> None:
+    objects = render("default")
+    for component in SERVICES:
+        main = container(deployment(objects, component), component)
+        assert not [name for name in env_of(main) if "TLS" in name or name == "FACEAUTH_GRPC_HEALTH_PORT"]
+        assert "grpc-tls" not in json.dumps(deployment(objects, component))
+
+
+def test_grpc_tls_mounts_each_sides_secret_and_moves_the_probes_to_the_health_port(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from faceauth.grpc.settings import ServingSettings
+    from faceauth.grpc.tls import ClientTls, ServerTls
+
+    objects = render("default", ("grpcTls.enabled=true", "grpcTls.embedder.secretName=my-embedder-cert"))
+    secrets = {"detector": f"{RELEASE}-detector-grpc-tls", "embedder": "my-embedder-cert",
+               "auth": f"{RELEASE}-auth-grpc-tls"}
+    mount = "/etc/faceauth/grpc-tls"
+    for component in SERVICES:
+        pod = deployment(objects, component)["spec"]["template"]["spec"]
+        main = container(deployment(objects, component), component)
+        volume = {v["name"]: v for v in pod["volumes"]}["grpc-tls"]["secret"]
+        assert volume["secretName"] == secrets[component]
+        assert {item["key"] for item in volume["items"]} == {"ca.crt", "tls.crt", "tls.key"}
+        assert volume["defaultMode"] == 0o440
+        assert {m["name"]: m for m in main["volumeMounts"]}["grpc-tls"] == {
+            "name": "grpc-tls", "mountPath": mount, "readOnly": True}
+        env = env_of(main)
+        for name in list(os.environ):
+            if name.startswith("FACEAUTH_GRPC_"):
+                monkeypatch.delenv(name)
+        for name, value in env.items():
+            if name.startswith("FACEAUTH_GRPC_TLS") or name == "FACEAUTH_GRPC_HEALTH_PORT":
+                monkeypatch.setenv(name, value)
+        if component == "auth":
+            from faceauth_auth.config import Settings
+            assert Settings.from_env().grpc_tls == ClientTls(
+                Path(f"{mount}/ca.crt"), Path(f"{mount}/tls.crt"), Path(f"{mount}/tls.key"))
+            continue
+        settings = ServingSettings.from_env(default_port=1, default_metrics_port=2)
+        assert settings.tls == ServerTls(Path(f"{mount}/tls.crt"), Path(f"{mount}/tls.key"), Path(f"{mount}/ca.crt"))
+        ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+        assert settings.health_port == ports["grpc-health"] != ports["grpc"]
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert main[probe]["grpc"] == {"port": ports["grpc-health"]}, (component, probe)
+        # The health port is no Service's: only the kubelet, from the node, reaches it.
+        for service in of_kind(objects, "Service"):
+            if service["spec"]["selector"].get("app.kubernetes.io/component") == component:
+                assert "grpc-health" not in {p["targetPort"] for p in service["spec"]["ports"]}

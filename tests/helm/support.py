@@ -34,6 +34,9 @@ INSTALL_HINTS = {
 }
 
 Manifest = dict[str, Any]
+# `helm template` cannot read a cluster, so the chart refuses to generate its trial keys there unless told
+# that the render is never applied (templates/secrets.yaml); the checks' renders never are.
+OFFLINE = "generatedSecrets.allowRandomOnTemplate=true"
 
 
 def tool(name: str) -> str:
@@ -67,8 +70,12 @@ def values_sets() -> dict[str, list[Path]]:
     return sets
 
 
-def helm_args(values: list[Path], settings: tuple[str, ...] = (), json_settings: tuple[str, ...] = ()) -> list[str]:
+def helm_args(values: list[Path], settings: tuple[str, ...] = (), json_settings: tuple[str, ...] = (),
+              offline: bool = True) -> list[str]:
+    """--values, --set and --set-json arguments; ``offline`` lets the render generate keys (see OFFLINE)."""
     args = [f"--values={path}" for path in values]
+    if offline:
+        args.append(f"--set={OFFLINE}")
     args += [f"--set={setting}" for setting in settings]
     args += [f"--set-json={setting}" for setting in json_settings]
     return args
@@ -186,3 +193,24 @@ def source_text(*folders: str) -> str:
     """All Python source under the given project folders, concatenated (contract checks grep it)."""
     return "\n".join(path.read_text() for folder in folders
                      for path in sorted((PROJECT_ROOT / folder).rglob("*.py")))
+
+
+def render_against_cluster(stored: dict[str, dict[str, str]], *args: str) -> subprocess.CompletedProcess[str]:
+    """`helm template` of a scratch copy of the chart whose `lookup`s see a cluster: the release namespace
+    exists and holds the Secrets ``stored`` (name -> data, base64 values as the API gives them), as a real
+    `helm install`/`helm upgrade` would see them. Only the two helpers that call `lookup` are replaced (a
+    file parsed after _helpers.tpl redefines them); ``args`` are more helm arguments. Never offline."""
+    import json
+    import tempfile
+
+    fake = ('{{- define "faceauth.clusterVisible" -}}true{{- end -}}\n'
+            '{{- define "faceauth.storedSecretData" -}}'
+            f'{{{{- get (`{json.dumps(stored)}` | fromJson) .name | default dict | toJson -}}}}'
+            '{{- end -}}\n')
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "faceauth"
+        shutil.copytree(CHART, copy)
+        # Helm parses templates of one folder in reverse name order: this file comes after _helpers.tpl.
+        (copy / "templates" / "_0-test-cluster.tpl").write_text(fake)
+        return subprocess.run([tool("helm"), "template", RELEASE, str(copy), f"--namespace={NAMESPACE}", *args],
+                              capture_output=True, text=True, timeout=120, check=False)

@@ -39,7 +39,9 @@ METRIC = {"type": "string", "pattern": "^[a-zA-Z_:][a-zA-Z0-9_:]*$"}
 RULES: dict[str, dict[str, Any]] = {
     "global.imagePullSecrets": {"type": "array", "items": {"type": "string"}},
     "*.logLevel": LOG,
-    "*.grpcPort": PORT, "*.metricsPort": PORT, "auth.containerPort": PORT, "auth.service.port": PORT,
+    "*.grpcPort": PORT, "*.grpcHealthPort": PORT, "networkPolicy.egress.database.port": PORT,
+    "networkPolicy.egress.rateLimitStorage.port": PORT, "*.metricsPort": PORT, "auth.containerPort": PORT,
+    "auth.service.port": PORT,
     "*.replicaCount": NONNEG, "*.revisionHistoryLimit": NONNEG, "auth.workers": POS,
     "*.batching.maxBatchSize": POS, "*.batching.maxQueue": POS,
     "*.batching.maxQueueDelayMs": {"type": "number", "minimum": 0},

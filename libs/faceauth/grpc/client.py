@@ -21,6 +21,7 @@ import numpy as np
 from faceauth import logs
 from faceauth.grpc import MAX_MESSAGE_BYTES
 from faceauth.grpc.interceptor import REQUEST_ID_KEY
+from faceauth.grpc.tls import ClientTls
 from faceauth.v1 import common_pb2, detector_pb2, detector_pb2_grpc, embedder_pb2, embedder_pb2_grpc
 
 DEFAULT_TIMEOUT = 2.0  # seconds; a queued detector call takes a few hundred ms at worst
@@ -55,17 +56,20 @@ class RetryPolicy:
         }]})
 
 
-_channels: dict[tuple[str, RetryPolicy], grpc.Channel] = {}
+_channels: dict[tuple[str, RetryPolicy, ClientTls | None], grpc.Channel] = {}
 _channels_lock = threading.Lock()
 
 
-def shared_channel(target: str, retry: RetryPolicy = RetryPolicy()) -> grpc.Channel:
+def shared_channel(target: str, retry: RetryPolicy = RetryPolicy(), tls: ClientTls | None = None) -> grpc.Channel:
     """The process's one channel to ``target``: channels are thread-safe and own the connections,
-    name resolution and balancing state, so making one per call would throw all that away."""
-    key = (target, retry)
+    name resolution and balancing state, so making one per call would throw all that away.
+
+    With ``tls`` the channel speaks TLS, verifies the server's certificate against ``tls.ca_file`` and the
+    target's host name, and presents auth's own certificate when one is given (faceauth.grpc.tls)."""
+    key = (target, retry, tls)
     with _channels_lock:
         if key not in _channels:
-            _channels[key] = grpc.insecure_channel(target, options=[
+            options = [
                 ("grpc.lb_policy_name", "round_robin"),
                 ("grpc.enable_retries", 1),
                 ("grpc.service_config", retry.service_config()),
@@ -81,7 +85,9 @@ def shared_channel(target: str, retry: RetryPolicy = RetryPolicy()) -> grpc.Chan
                 # gRPC's reconnect backoff grows to 120 s by default: after an outage the auth service
                 # would keep answering 503 that long. Retry the connection at least every 5 s.
                 ("grpc.max_reconnect_backoff_ms", 5_000),
-            ])
+            ]
+            _channels[key] = (grpc.insecure_channel(target, options=options) if tls is None
+                              else grpc.secure_channel(target, tls.credentials(), options=options))
         return _channels[key]
 
 
@@ -92,8 +98,9 @@ def outgoing_request_id() -> str:
 
 
 class _Client:
-    def __init__(self, target: str, timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy()) -> None:
-        self.channel = shared_channel(target, retry)
+    def __init__(self, target: str, timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),
+                 tls: ClientTls | None = None) -> None:
+        self.channel = shared_channel(target, retry, tls)
         self.timeout = timeout
 
     def _options(self, timeout: float | None) -> dict[str, object]:
@@ -104,8 +111,9 @@ class _Client:
 class DetectorClient(_Client):
     """Typed calls to DetectorService; raises grpc.RpcError with the server's status."""
 
-    def __init__(self, target: str, timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy()) -> None:
-        super().__init__(target, timeout, retry)
+    def __init__(self, target: str, timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),
+                 tls: ClientTls | None = None) -> None:
+        super().__init__(target, timeout, retry, tls)
         self._stub = detector_pb2_grpc.DetectorServiceStub(self.channel)
 
     def detect(self, image: bytes, timeout: float | None = None) -> detector_pb2.DetectResponse:
@@ -118,8 +126,9 @@ class DetectorClient(_Client):
 class EmbedderClient(_Client):
     """Typed calls to EmbedderService; raises grpc.RpcError with the server's status."""
 
-    def __init__(self, target: str, timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy()) -> None:
-        super().__init__(target, timeout, retry)
+    def __init__(self, target: str, timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),
+                 tls: ClientTls | None = None) -> None:
+        super().__init__(target, timeout, retry, tls)
         self._stub = embedder_pb2_grpc.EmbedderServiceStub(self.channel)
 
     def embed(self, image: bytes, landmarks: common_pb2.Landmarks, timeout: float | None = None) -> np.ndarray:

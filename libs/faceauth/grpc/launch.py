@@ -143,15 +143,29 @@ class ChildProcess:
 
 
 class ServiceProcess(ChildProcess):
-    """A gRPC service (``python -m <module>``) on 127.0.0.1 with free gRPC and metrics ports; ready when SERVING."""
+    """A gRPC service (``python -m <module>``) on 127.0.0.1 with free gRPC and metrics ports; ready when SERVING.
+
+    With TLS in ``env`` (FACEAUTH_GRPC_TLS_CERT_FILE) it also gets a plaintext health port, which readiness
+    is checked on, as kubelet's probes are in the chart.
+    """
 
     def __init__(self, module: str, env: Mapping[str, str] | None = None, output: IO[bytes] | None = None) -> None:
         self.module = module
         self.port = free_port()
         self.metrics_port = free_port()
         self.target = f"127.0.0.1:{self.port}"
-        super().__init__(module, [module], {"FACEAUTH_BIND_ADDRESS": "127.0.0.1", "FACEAUTH_GRPC_PORT": str(self.port),
-                                            "FACEAUTH_METRICS_PORT": str(self.metrics_port), **(env or {})}, output)
+        ports = {"FACEAUTH_BIND_ADDRESS": "127.0.0.1", "FACEAUTH_GRPC_PORT": str(self.port),
+                 "FACEAUTH_METRICS_PORT": str(self.metrics_port)}
+        self.health_port: int | None = None
+        if (env or {}).get("FACEAUTH_GRPC_TLS_CERT_FILE"):
+            self.health_port = free_port()
+            ports["FACEAUTH_GRPC_HEALTH_PORT"] = str(self.health_port)
+        super().__init__(module, [module], {**ports, **(env or {})}, output)
+
+    @property
+    def health_target(self) -> str:
+        """Where plaintext health checks are answered: the health port if there is one, else the gRPC port."""
+        return f"127.0.0.1:{self.health_port}" if self.health_port is not None else self.target
 
     def _ready(self) -> bool:
-        return health_status(self.target) == health_pb2.HealthCheckResponse.SERVING
+        return health_status(self.health_target) == health_pb2.HealthCheckResponse.SERVING

@@ -3,6 +3,11 @@
 The port opens before the model loads, so Kubernetes probes get NOT_SERVING (not "connection
 refused") while loading; SERVING follows the warm-up. On SIGTERM the server turns NOT_SERVING,
 refuses new calls, lets in-flight calls finish within the grace period, stops the model and exits 0.
+
+With TLS (faceauth.grpc.tls) the gRPC port accepts TLS only, with client certificates when a client CA
+is set. Kubelet's gRPC probes speak plaintext and present no certificate, so a health port
+(``FACEAUTH_GRPC_HEALTH_PORT``) can be opened beside it: a server of its own, plaintext, with nothing but
+grpc.health.v1, sharing the main server's health statuses. It tells no more than whether the pod serves.
 """
 
 from __future__ import annotations
@@ -77,7 +82,17 @@ class ModelServer:
         if settings.reflection:  # FACEAUTH_GRPC_REFLECTION; off by default (faceauth.grpc.settings)
             reflection.enable_server_reflection(
                 (servicer.service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
-        self.port: int = self.server.add_insecure_port(f"{settings.bind_address}:{settings.port}")
+        address = f"{settings.bind_address}:{settings.port}"
+        self.port: int = (self.server.add_insecure_port(address) if settings.tls is None
+                          else self.server.add_secure_port(address, settings.tls.credentials()))
+        self.health_server: grpc.Server | None = None
+        self.health_port: int | None = None
+        if settings.health_port is not None:
+            self.health_server = grpc.server(ThreadPoolExecutor(4, thread_name_prefix="grpc-health"),
+                                             options=_OPTIONS, maximum_concurrent_rpcs=16)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            self.health_port = self.health_server.add_insecure_port(
+                f"{settings.bind_address}:{settings.health_port}")
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self._metrics_http: WSGIServer | None = None
 
@@ -90,8 +105,12 @@ class ModelServer:
     def start(self) -> None:
         """Listen for calls (NOT_SERVING so far) and serve /metrics."""
         self.server.start()
+        if self.health_server is not None:
+            self.health_server.start()
         self._metrics_http = self.metrics.serve(self.settings.metrics_port, self.settings.metrics_address)
-        log.info("listening", extra={"port": self.port, "metrics_port": self.metrics_port})
+        log.info("listening", extra={"port": self.port, "metrics_port": self.metrics_port,
+                                     "health_port": self.health_port, "tls": self.settings.tls is not None,
+                                     "mutual_tls": self.settings.tls is not None and self.settings.tls.mutual})
 
     def load(self) -> None:
         """Load and warm up the model, then report SERVING."""
@@ -105,7 +124,11 @@ class ModelServer:
         """NOT_SERVING, refuse new calls, drain in-flight ones within the grace period, stop the model."""
         self.health.enter_graceful_shutdown()
         grace = self.settings.grace_seconds
-        self.server.stop(grace).wait(grace + 5)
+        stopped = [self.server.stop(grace)]
+        if self.health_server is not None:
+            stopped.append(self.health_server.stop(grace))
+        for event in stopped:
+            event.wait(grace + 5)
         self._servicer.close()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()

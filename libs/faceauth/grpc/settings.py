@@ -7,6 +7,7 @@ from pathlib import Path
 
 from faceauth.config import env_bool, env_float, env_int, env_str
 from faceauth.grpc.batcher import BatchSettings
+from faceauth.grpc.tls import ServerTls
 from facemodels.saved import DEFAULT_RUNTIME, Runtime
 
 
@@ -26,6 +27,11 @@ class ServingSettings:
     # gRPC server reflection lists every service and message the server has (grpcurl's describe):
     # handy when debugging, a map of the API for anyone who can reach the port otherwise; off unless asked.
     reflection: bool = False
+    # TLS on the gRPC port (mutual with a client CA; faceauth.grpc.tls); None: plaintext.
+    tls: ServerTls | None = None
+    # A second, plaintext port answering grpc.health.v1 alone, for kubelet's gRPC probes, which cannot speak
+    # TLS; None: no such port (probes then use the gRPC port), 0: an ephemeral one (tests).
+    health_port: int | None = None
 
     @property
     def workers(self) -> int:
@@ -51,4 +57,11 @@ class ServingSettings:
                    bind_address=env_str("FACEAUTH_BIND_ADDRESS", "[::]"),
                    grace_seconds=env_float("FACEAUTH_GRACE_SECONDS", 25.0),
                    log_level=env_str("FACEAUTH_LOG_LEVEL", "INFO"),
-                   reflection=env_bool("FACEAUTH_GRPC_REFLECTION", False))
+                   reflection=env_bool("FACEAUTH_GRPC_REFLECTION", False),
+                   tls=ServerTls.from_env(),
+                   health_port=_optional_port("FACEAUTH_GRPC_HEALTH_PORT"))
+
+
+def _optional_port(name: str) -> int | None:
+    raw = env_str(name, "").strip()
+    return env_int(name, 0) if raw else None

@@ -124,7 +124,7 @@ def templates_reencrypt(settings: Settings, args: argparse.Namespace) -> int:
 def templates_migration_status(settings: Settings, args: argparse.Namespace) -> int:
     """Ask the embedder which models it serves, then count each application's users by their templates."""
     try:
-        reply = EmbedderClient(settings.embedder_target, settings.grpc_timeout).model_info()
+        reply = EmbedderClient(settings.embedder_target, settings.grpc_timeout, tls=settings.grpc_tls).model_info()
     except grpc.RpcError as error:
         print(f"the embedder at {settings.embedder_target} did not answer: {error.code().name}", file=sys.stderr)
         return 1

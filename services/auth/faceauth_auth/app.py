@@ -49,8 +49,8 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fla
     published = [path for path in (settings.jwt_next_key_file, settings.jwt_previous_key_file) if path is not None]
     tokens = TokenIssuer(load_key(settings.jwt_current_key_file), [load_key(path) for path in published],
                          settings.jwt_issuer, settings.token_lifetime)
-    pipeline = FacePipeline(DetectorClient(settings.detector_target, settings.grpc_timeout),
-                            EmbedderClient(settings.embedder_target, settings.grpc_timeout),
+    pipeline = FacePipeline(DetectorClient(settings.detector_target, settings.grpc_timeout, tls=settings.grpc_tls),
+                            EmbedderClient(settings.embedder_target, settings.grpc_timeout, tls=settings.grpc_tls),
                             QualityPolicy(settings.min_face_size, settings.min_sharpness), settings.model_info_ttl,
                             modelbounds.load(settings.models_lock_file))
 

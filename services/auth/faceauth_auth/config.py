@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faceauth.config import env_bool, env_choice, env_float, env_int, env_str
+from faceauth.grpc.tls import ClientTls
 
 OPERATING_POINTS = ("default", "strict")
 # The repository's (and the auth image's) models.lock.json, three folders above this package.
@@ -29,6 +30,9 @@ class Settings:
     detector_target: str = "dns:///localhost:50051"
     embedder_target: str = "dns:///localhost:50052"
     grpc_timeout: float = 2.0  # seconds per downstream call, retries included
+    # TLS to the model servers (FACEAUTH_GRPC_TLS_CA_FILE, and auth's certificate for mutual TLS:
+    # FACEAUTH_GRPC_TLS_CERT_FILE, FACEAUTH_GRPC_TLS_KEY_FILE); None: plaintext.
+    grpc_tls: ClientTls | None = None
     model_info_ttl: float = 60.0  # seconds between GetModelInfo refreshes
     models_lock_file: Path = LOCK_FILE  # bounds the thresholds the embedder reports (faceauth_auth.modelbounds)
     identify_operating_point: str = "strict"  # the FMR a whole 1:N search holds, split over the gallery
@@ -86,6 +90,7 @@ class Settings:
             detector_target=env_str("FACEAUTH_DETECTOR_TARGET", cls.detector_target),
             embedder_target=env_str("FACEAUTH_EMBEDDER_TARGET", cls.embedder_target),
             grpc_timeout=env_float("FACEAUTH_GRPC_TIMEOUT", cls.grpc_timeout),
+            grpc_tls=ClientTls.from_env(),
             model_info_ttl=env_float("FACEAUTH_MODEL_INFO_TTL", cls.model_info_ttl),
             jwt_current_key_file=Path(env_str("FACEAUTH_JWT_CURRENT_KEY_FILE", str(cls.jwt_current_key_file))),
             jwt_next_key_file=Path(next_key) if next_key else None,

@@ -435,3 +435,79 @@ job=<component> and the release namespace.
 {{- define "faceauth.promSelector" -}}
 {{- printf "job=\"%s\",namespace=\"%s\"" .component (include "faceauth.namespace" .ctx) -}}
 {{- end -}}
+
+{{/*
+gRPC TLS (grpcTls): the Secret of a component (detector, embedder, auth) holding ca.crt, tls.crt and
+tls.key, as cert-manager writes them; its volume and mount, nothing when grpcTls is off.
+*/}}
+{{- define "faceauth.grpcTlsSecretName" -}}
+{{- (index .ctx.Values.grpcTls .component).secretName | default (printf "%s-grpc-tls" (include "faceauth.componentName" .)) -}}
+{{- end -}}
+
+{{- define "faceauth.grpcTlsVolume" -}}
+{{- if .ctx.Values.grpcTls.enabled -}}
+- name: grpc-tls
+  secret:
+    secretName: {{ include "faceauth.grpcTlsSecretName" . }}
+    # Readable by the pod's group (fsGroup) only.
+    defaultMode: 0440
+    items:
+      - key: ca.crt
+        path: ca.crt
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- end -}}
+{{- end -}}
+
+{{- define "faceauth.grpcTlsVolumeMount" -}}
+{{- if .ctx.Values.grpcTls.enabled -}}
+- name: grpc-tls
+  mountPath: {{ .ctx.Values.grpcTls.mountPath }}
+  readOnly: true
+{{- end -}}
+{{- end -}}
+
+{{/*
+Generated Secrets (secrets.yaml) are read back from the cluster with `lookup`, so that upgrades keep
+their keys. `lookup` answers nothing when the chart is rendered without a cluster (helm template, helm
+install/upgrade --dry-run, ArgoCD, which renders with helm template): the chart would then make new
+random keys, and applying that render would replace every key in use. "faceauth.clusterVisible" tells
+the two apart by looking up what every namespace has, its `default` ServiceAccount.
+*/}}
+{{- define "faceauth.clusterVisible" -}}
+{{- if lookup "v1" "ServiceAccount" (include "faceauth.namespace" .) "default" -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The data of the Secret .name in the release namespace as the cluster holds it, as JSON; {} when there is none. */}}
+{{- define "faceauth.storedSecretData" -}}
+{{- (lookup "v1" "Secret" (include "faceauth.namespace" .ctx) .name).data | default dict | toJson -}}
+{{- end -}}
+
+{{/* The values whose existing Secret replaces each Secret the chart would generate with these values. */}}
+{{- define "faceauth.generatedSecrets" -}}
+{{- $auth := .Values.auth -}}
+{{- $generated := list -}}
+{{- if not $auth.jwt.existingSecret }}{{ $generated = append $generated "auth.jwt.existingSecret" }}{{ end -}}
+{{- if not $auth.templateKey.existingSecret }}{{ $generated = append $generated "auth.templateKey.existingSecret" }}{{ end -}}
+{{- if not $auth.apiKeyPepper.existingSecret }}{{ $generated = append $generated "auth.apiKeyPepper.existingSecret" }}{{ end -}}
+{{- if and $auth.bootstrapApiKey.enabled (not $auth.bootstrapApiKey.existingSecret) }}{{ $generated = append $generated "auth.bootstrapApiKey.existingSecret" }}{{ end -}}
+{{- if include "faceauth.bundledRedis" . }}{{ $generated = append $generated "auth.rateLimit.existingSecret (or auth.rateLimit.storageUri)" }}{{ end -}}
+{{- toJson $generated -}}
+{{- end -}}
+
+{{/*
+Fails an install or upgrade render that would generate a Secret while the cluster cannot be read, unless
+generatedSecrets.allowRandomOnTemplate says the render is thrown away (CI, a preview). A real `helm
+install` on a fresh cluster generates keys as before, a real `helm upgrade` reads them back; `helm lint`
+(neither an install nor an upgrade) is not refused.
+*/}}
+{{- define "faceauth.generatedSecretsGuard" -}}
+{{- $generated := include "faceauth.generatedSecrets" . | fromJsonArray -}}
+{{- if and $generated (or .Release.IsInstall .Release.IsUpgrade) (not .Values.generatedSecrets.allowRandomOnTemplate) (not (include "faceauth.clusterVisible" .)) -}}
+{{- fail (printf "faceauth: this render cannot read the cluster (helm template, helm --dry-run, ArgoCD and other GitOps tools render without it), so the keys the chart generates for trials cannot be read back, and new random ones would replace those in use: every token, face template and API key would be lost once applied. Give your own Secrets: %s (deploy/helm/faceauth/README.md, section Keys and Secrets); or render against the cluster (helm install/upgrade, or --dry-run=server); or, for a render that is never applied (CI), set generatedSecrets.allowRandomOnTemplate=true" (join ", " $generated)) -}}
+{{- end -}}
+{{- end -}}
