@@ -9,9 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facemodels import blazeface, faceantispoofing, facemesh, liveness as liveness_crops
+from facemodels import blazeface, faceantispoofing, facemesh
 from facemodels.faces import Face
-from facemodels.liveness import LivenessScorer
+from facemodels.liveness import FACEMESH_CROP, LivenessScorer
 from facemodels.saved import DEFAULT_RUNTIME, Runtime, SavedModel
 
 
@@ -113,7 +113,7 @@ class FaceDetector:
 
     @property
     def _reuses_mesh_crop(self) -> bool:
-        return self.liveness is None or self.liveness.crop == liveness_crops.FACEMESH_CROP
+        return self.liveness is None or self.liveness.crop == FACEMESH_CROP
 
     def _liveness_crop(self, image: np.ndarray, face: Face) -> np.ndarray:
         """FaceAntiSpoofing's crop of one face: the square box, moved inside the photo, at 256 px."""

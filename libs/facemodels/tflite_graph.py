@@ -170,7 +170,8 @@ def _apply(name: str, options: Any, args: list[tf.Tensor], out_shape: np.ndarray
         return tf.nn.leaky_relu(args[0], alpha=float(options.alpha))
     if name == "FULLY_CONNECTED":
         if options.keepNumDims or options.weightsFormat != schema.FullyConnectedOptionsWeightsFormat.DEFAULT:
-            raise ValueError("TFLite operator FULLY_CONNECTED with kept dimensions or shuffled weights is not supported")
+            raise ValueError("TFLite operator FULLY_CONNECTED with kept dimensions or shuffled weights "
+                             "is not supported")
         x, weights = args[0], args[1]  # weights (outputs, inputs); the input is flattened to (-1, inputs)
         out = tf.matmul(tf.reshape(x, [-1, int(weights.shape[1])]), weights, transpose_b=True)
         if len(args) > 2:
@@ -183,13 +184,13 @@ def _apply(name: str, options: Any, args: list[tf.Tensor], out_shape: np.ndarray
                    _PADDING[options.padding])
         return _ACTIVATIONS[options.fusedActivationFunction](out)
     if name == "STRIDED_SLICE":
-        begin, end, strides = constants[1:4]
-        if begin is None or end is None or strides is None:
+        begin, end, step = constants[1], constants[2], constants[3]
+        if begin is None or end is None or step is None:
             raise ValueError("TFLite operator STRIDED_SLICE with computed bounds is not supported")
         if options.ellipsisMask or options.newAxisMask or options.offset or not (
-                options.beginMask & 1 and options.endMask & 1 and strides[0] == 1 and not options.shrinkAxisMask & 1):
+                options.beginMask & 1 and options.endMask & 1 and step[0] == 1 and not options.shrinkAxisMask & 1):
             raise ValueError("TFLite operator STRIDED_SLICE that cuts the batch dimension is not supported")
-        return tf.strided_slice(args[0], begin.tolist(), end.tolist(), strides.tolist(), begin_mask=options.beginMask,
+        return tf.strided_slice(args[0], begin.tolist(), end.tolist(), step.tolist(), begin_mask=options.beginMask,
                                 end_mask=options.endMask, shrink_axis_mask=options.shrinkAxisMask)
     if name == "CONCATENATION":
         return _ACTIVATIONS[options.fusedActivationFunction](tf.concat(args, axis=options.axis))
