@@ -64,7 +64,7 @@ RULES: dict[str, dict[str, Any]] = {
     "auth.livenessPolicy": {"type": "string", "enum": ["off", "report", "enforce"]},
     "auth.database.poolSize": POS, "auth.database.poolTimeoutSeconds": {"type": "number", "exclusiveMinimum": 0},
     "auth.database.statementTimeoutSeconds": {"type": "number", "minimum": 0},
-    "detector.livenessModel": {"type": "string", "enum": ["liveness", "antispoof"]},
+    "detector.livenessModel": {"type": "string", "enum": ["liveness", "antispoof", "faceantispoofing"]},
     "embedder.model": EMBEDDERS,
     "embedder.legacyModels": {"type": "array", "items": EMBEDDERS, "uniqueItems": True},
     "auth.migrations.backoffLimit": NONNEG, "auth.migrations.activeDeadlineSeconds": POS,
