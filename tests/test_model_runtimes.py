@@ -190,3 +190,10 @@ def test_the_rebuilt_faceantispoofing_gives_the_packaged_flatbuffer_s_scores(
         # Scores of real faces lie within a few 1e-4 of each other near the threshold: the forms must agree closer.
         assert live == pytest.approx(faceantispoofing.live_score(spoof), abs=1e-5), path.name
     assert len(set(np.round(spoof_scores, 3))) > 3  # real faces, not one saturated value
+
+
+def test_the_flatbuffer_rebuilder_refuses_an_operator_it_does_not_know_by_name() -> None:
+    from facemodels.tflite_graph import _apply
+
+    with pytest.raises(ValueError, match="TFLite operator SOFTMAX is not supported"):
+        _apply("SOFTMAX", None, [tf.zeros([1, 8])], np.array([1, 8]), [None])
