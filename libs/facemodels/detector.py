@@ -9,9 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facemodels import blazeface, facemesh
+from facemodels import blazeface, faceantispoofing, facemesh
 from facemodels.faces import Face
-from facemodels.liveness import LivenessScorer
+from facemodels.liveness import FACEMESH_CROP, LivenessScorer
 from facemodels.saved import DEFAULT_RUNTIME, Runtime, SavedModel
 
 
@@ -63,7 +63,8 @@ class FaceDetector:
             blank_crops = np.zeros((size, facemesh.INPUT_SIZE, facemesh.INPUT_SIZE, 3), np.uint8)
             self.mesh.run(crops=blank_crops)
             if self.liveness is not None:
-                self.liveness.score_crops(blank_crops)
+                side = self.liveness.crop_size
+                self.liveness.score_crops(np.zeros((size, side, side, 3), np.uint8))
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in one (H, W, 3) uint8 RGB image, best first."""
@@ -82,7 +83,8 @@ class FaceDetector:
     def _refine(self, images: Sequence[np.ndarray], candidates: list[list[Face]]) -> list[list[Face]]:
         """One FaceMesh call for every candidate face of every image; keep those FaceMesh confirms.
 
-        The liveness model, if any, then scores the kept faces' crops in one more call.
+        The liveness model, if any, then scores the kept faces in one more call: on these same crops,
+        or on crops of its own (liveness.FACEANTISPOOFING_CROP).
         """
         crops, matrices = [], []
         for image, faces in zip(images, candidates, strict=True):
@@ -97,17 +99,30 @@ class FaceDetector:
         refined: list[list[Face]] = []
         kept_crops = []
         index = 0
-        for faces in candidates:
+        for image, faces in zip(images, candidates, strict=True):
             kept = []
             for face in faces:
                 probability = float(outputs["face_probability"][index])
                 if probability >= self.settings.landmark_threshold:
                     points = facemesh.five_points(outputs["mesh"][index], matrices[index])
                     kept.append(Face(box=face.box, score=face.score, landmarks=points, landmark_score=probability))
-                    kept_crops.append(crops[index])
+                    kept_crops.append(crops[index] if self._reuses_mesh_crop else self._liveness_crop(image, face))
                 index += 1
             refined.append(kept)
         return self._score_liveness(refined, kept_crops)
+
+    @property
+    def _reuses_mesh_crop(self) -> bool:
+        return self.liveness is None or self.liveness.crop == FACEMESH_CROP
+
+    def _liveness_crop(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """FaceAntiSpoofing's crop of one face: the square box, moved inside the photo, at 256 px."""
+        if self.liveness is None:
+            return np.zeros((0, 0, 3), np.uint8)
+        height, width = image.shape[:2]
+        size = self.liveness.crop_size
+        return cv2.warpAffine(image, faceantispoofing.crop_matrix(face.box, width, height), (size, size),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
     def _score_liveness(self, refined: list[list[Face]], crops: list[np.ndarray]) -> list[list[Face]]:
         """Attach each kept face's liveness score (crops in the same order as the faces)."""

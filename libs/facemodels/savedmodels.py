@@ -11,7 +11,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from facemodels import blazeface, dlib_resnet, facemesh, liveness, mobilefacenet
+from facemodels import blazeface, dlib_resnet, faceantispoofing, facemesh, liveness, mobilefacenet
 from facemodels.tflite_graph import TfliteGraph
 
 
@@ -65,6 +65,43 @@ class LivenessModule(tf.Module):
                                            align_corners=False, half_pixel_centers=False)
         (scores,) = self._network(pixels)
         return {"live_score": scores[:, 0]}
+
+class FaceAntiSpoofing(tf.Module):
+    """Maps (N, 256, 256, 3) RGB crops in 0..255 to the package's spoof score (N,), higher = more likely an attack."""
+
+    def __init__(self, graph: TfliteGraph) -> None:
+        super().__init__(name="faceantispoofing")
+        if graph.input_names != ["input"] or graph.output_names != ["Identity", "Identity_1"]:
+            raise ValueError(f"not the FaceAntiSpoofing graph: {graph.input_names} -> {graph.output_names}")
+        self._graph = graph
+        self._indices = sorted(graph.weights)
+        self._variables = [tf.Variable(graph.weights[i], trainable=False, name=f"tensor_{i}") for i in self._indices]
+
+    def __call__(self, crops: tf.Tensor) -> tf.Tensor:
+        leaves, mask = self._graph(crops / 255.0, weights=dict(zip(self._indices, self._variables, strict=True)))
+        return tf.reduce_sum(tf.abs(leaves) * mask, axis=1)
+
+
+class FaceAntiSpoofingModule(tf.Module):
+    """serving_default: uint8 crops (N, 256, 256, 3) -> ``live_score`` (N,) in (0, 1], higher = more likely live.
+
+    The crops are the package caller's (faceantispoofing.crop_matrix): the square face box, no margin.
+    ``live_score`` is 0.2 / (0.2 + the package's spoof score), so 0.5 is the package's own threshold.
+    """
+
+    def __init__(self, network: tf.Module) -> None:
+        super().__init__(name="faceantispoofing")
+        self._network = network
+
+    @tf.function(input_signature=[tf.TensorSpec([None, faceantispoofing.INPUT_SIZE, faceantispoofing.INPUT_SIZE, 3],
+                                                tf.uint8)])
+    def serve(self, crops: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"live_score": faceantispoofing.live_score(self._network(tf.cast(crops, tf.float32)))}
+
+
+def faceantispoofing_scorer(tflite_path: Any) -> FaceAntiSpoofingModule:
+    return FaceAntiSpoofingModule(FaceAntiSpoofing(TfliteGraph(tflite_path)))
+
 
 # Up to this many network inputs go through the XLA-compiled path: on CPU it is ~1.6x faster for
 # tiny batches and slower for large ones, where oneDNN's batched kernels win (docs/performance.md).

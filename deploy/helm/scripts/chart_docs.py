@@ -66,7 +66,7 @@ RULES: dict[str, dict[str, Any]] = {
     "auth.livenessPolicy": {"type": "string", "enum": ["off", "report", "enforce"]},
     "auth.database.poolSize": POS, "auth.database.poolTimeoutSeconds": {"type": "number", "exclusiveMinimum": 0},
     "auth.database.statementTimeoutSeconds": {"type": "number", "minimum": 0},
-    "detector.livenessModel": {"type": "string", "enum": ["liveness", "antispoof"]},
+    "detector.livenessModel": {"type": "string", "enum": ["liveness", "antispoof", "faceantispoofing"]},
     "embedder.model": EMBEDDERS,
     "auth.lockout.maxFailures": NONNEG, "auth.lockout.windowSeconds": {"type": "number", "exclusiveMinimum": 0},
     "auth.lockout.maxWaitSeconds": {"type": "number", "exclusiveMinimum": 0}, "auth.lockout.permanentAfter": NONNEG,
