@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify
 
-from faceauth_auth import comparison, liveness, metrics, search
+from faceauth_auth import challenges, comparison, liveness, metrics, search
 from faceauth_auth.admission import limited
 from faceauth_auth.api.audit import record
 from faceauth_auth.authn import current_client
@@ -31,7 +31,7 @@ def face_register() -> tuple[Response, int]:
     svc = services()
     probe = svc.pipeline.probe(upload.image)
     client = current_client()
-    _judge_liveness(probe, refusal_status=422)
+    _judge_liveness(probe, liveness.Decision.ENROLMENT, upload.user_id)
     with svc.db.transaction() as session:
         user = users.find_or_create(session, client.application_id, upload.user_id)
         if users.template_count(session, user) >= svc.settings.max_templates_per_user:
@@ -46,9 +46,37 @@ def face_register() -> tuple[Response, int]:
                     "model": {"name": template.model_name, "version": template.model_version}}), 201
 
 
-def _judge_liveness(probe: Probe, refusal_status: int) -> None:
-    """Apply the calling application's liveness policy, or the service default when it has none."""
-    liveness.judge(probe, current_client().liveness_policy or services().settings.liveness_policy, refusal_status)
+def _judge_liveness(probe: Probe, decision: liveness.Decision, user_id: str | None = None) -> None:
+    """Apply the calling application's liveness policy, or the service default when it has none: the
+    passive score, and the active challenge (checked whenever one is sent; required under ``challenge``
+    for the decisions, not for enrolment).
+
+    A refusal raises liveness.PresentationAttackError, which answers like the endpoint's mismatch. It is
+    recorded here as a failed decision (audit event; at login also a failed attempt, which counts
+    toward the user's lockout like a mismatch) before it propagates.
+    """
+    svc, client = services(), current_client()
+    policy = liveness.canonical(client.liveness_policy or svc.settings.liveness_policy)
+    try:
+        liveness.judge(probe, policy, decision)
+        response = challenges.read_response()
+        required = policy == "challenge" and decision is not liveness.Decision.ENROLMENT
+        if required or response is not None:
+            challenges.check(svc, client, user_id, probe, decision, response)
+    except liveness.PresentationAttackError as attack:
+        log.info("presentation attack refused", extra={"application": client.application, "policy": policy,
+                                                       "decision": str(decision), "reason": attack.reason})
+        if decision is not liveness.Decision.ENROLMENT:
+            with svc.db.transaction() as session:
+                if decision is liveness.Decision.LOGIN and user_id is not None:
+                    attempts.add(session, client.application_id, user_id, False, None)
+                record(session, _DECISION_EVENTS[decision], "mismatch", user_id=user_id,
+                       liveness_score=probe.liveness_score, detail=f"liveness: {attack.reason}"[:200])
+        raise
+
+
+_DECISION_EVENTS = {liveness.Decision.LOGIN: Event.LOGIN, liveness.Decision.VERIFY: Event.VERIFY,
+                    liveness.Decision.IDENTIFY: Event.IDENTIFY}
 
 
 def _decision_outcome(match: bool) -> str:
@@ -56,6 +84,8 @@ def _decision_outcome(match: bool) -> str:
 
 
 def _login_outcome(error: Exception) -> str:
+    if isinstance(error, liveness.PresentationAttackError):
+        return "spoof"
     if isinstance(error, ApiError):
         if error.code == "face_mismatch":
             return "mismatch"
@@ -96,7 +126,7 @@ def face_login() -> Response:
     # An unknown user, or one with no usable template, goes through the same steps and gets the same
     # answer as a mismatch.
     probe = svc.pipeline.probe(upload.image, plan.legacy_models if plan else ())
-    _judge_liveness(probe, refusal_status=401)
+    _judge_liveness(probe, liveness.Decision.LOGIN, user_id)
     with svc.db.transaction() as session:
         decision = comparison.judge(session, client.application_id, plan, probe, client.operating_point)
         matched, distance = bool(decision and decision.match), decision.distance if decision else None
@@ -122,6 +152,7 @@ def face_verify() -> Response:
     with svc.db.transaction() as session:
         plan = comparison.plan(session, client.application_id, upload.user_id, svc.pipeline.served_models())
     probe = svc.pipeline.probe(upload.image, plan.legacy_models if plan else ())
+    _judge_liveness(probe, liveness.Decision.VERIFY, upload.user_id)
     with svc.db.transaction() as session:
         decision = comparison.judge(session, client.application_id, plan, probe, client.operating_point)
         if plan is None or decision is None:  # unknown, or no template a served model can compare with
@@ -141,6 +172,7 @@ def face_identify() -> Response:
     client = current_client()
     served = svc.pipeline.served_models()
     probe = svc.pipeline.probe(image, served.legacy)
+    _judge_liveness(probe, liveness.Decision.IDENTIFY)
     with svc.db.transaction() as session:
         # The primary model's gallery first; then, during a migration window, each legacy model's,
         # among the users not enrolled with the primary model yet (each user is compared once).
