@@ -263,6 +263,7 @@ def test_chart_defaults_are_the_services_defaults(monkeypatch: pytest.MonkeyPatc
     knobs = {"FACEAUTH_MAX_INFLIGHT": "max_inflight", "FACEAUTH_ADMISSION_WAIT": "admission_wait",
              "FACEAUTH_DB_POOL_SIZE": "db_pool_size", "FACEAUTH_DB_POOL_TIMEOUT": "db_pool_timeout",
              "FACEAUTH_DB_STATEMENT_TIMEOUT": "db_statement_timeout", "FACEAUTH_LIVENESS_POLICY": "liveness_policy",
+             "FACEAUTH_CHALLENGE_LIFETIME": "challenge_lifetime",
              "FACEAUTH_RATE_LIMIT": "rate_limit", "FACEAUTH_AUTH_FAILURE_RATE_LIMIT": "auth_failure_rate_limit"}
     for variable in knobs:
         monkeypatch.setenv(variable, auth_env[variable])

@@ -105,19 +105,20 @@ def _json_frames(body: dict[str, object]) -> list[bytes]:
 
 
 def read_response() -> Response | None:
-    """The request's ``challenge_id`` and ``frames``, or None when it sends neither; a 400 when the
-    frames are not 3-8 non-empty images (a client's mistake, not an attack)."""
+    """The request's ``challenge_id`` and ``frames``, or None when it sends neither field; a 400 when
+    either is malformed or the frames are not 3-8 non-empty images (a client's mistake, not an attack)."""
     if request.mimetype == "multipart/form-data":
+        if "challenge_id" not in request.form and "frames" not in request.files and "frames" not in request.form:
+            return None
         challenge_id: object = request.form.get("challenge_id")
         frames = [file.read() for file in request.files.getlist("frames")]
+        frames += [value.encode() for value in request.form.getlist("frames")]  # sent as text parts
     elif request.mimetype == "application/json":
         body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return None  # uploads already refused it
+        if not isinstance(body, dict) or ("challenge_id" not in body and "frames" not in body):
+            return None  # uploads already refused a body that is not an object
         challenge_id, frames = body.get("challenge_id"), _json_frames(body)
     else:
-        return None
-    if challenge_id in (None, "") and not frames:
         return None
     if not isinstance(challenge_id, str) or not 1 <= len(challenge_id) <= 64:
         raise ApiError(400, "invalid_challenge_id", "challenge_id must be the id POST /v1/challenges returned")

@@ -23,14 +23,15 @@ def _requested_user() -> str | None:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_json", "the body must be a JSON object")
-        value = body.get("user_id")
-    elif request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        if "user_id" not in body:
+            return None
+        return valid_user_id(body["user_id"])  # null included: 400
+    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         value = request.form.get("user_id")
-    elif not request.get_data():
-        value = None
-    else:
-        raise ApiError(415, "unsupported_media_type", "send application/json, a form, or no body")
-    return None if value is None else valid_user_id(value)
+        return None if value is None else valid_user_id(value)
+    if not request.get_data():
+        return None
+    raise ApiError(415, "unsupported_media_type", "send application/json, a form, or no body")
 
 
 @bp.post("/v1/challenges")
