@@ -40,7 +40,13 @@ def _scores(http: FlaskClient, verdict: str, policy: str) -> float:
 def test_enforce_refuses_a_printed_photo_at_enrolment_and_login(
         http: FlaskClient, application: Application, antispoof_photo: Callable[[str], bytes],
         auth_database_url: str, auth_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``enforce``, the policy's name before the challenge existed, is ``enforce-passive``: stored rows that
+    still say it refuse, and a refused login answers exactly like a mismatch."""
     assert _set_policy(monkeypatch, auth_database_url, application.name, "enforce") == 0
+    with auth_db.transaction() as session:
+        found = applications.find(session, application.name)
+        assert found is not None and found.liveness_policy == "enforce-passive"  # the CLI stores the new name
+        found.liveness_policy = "enforce"  # as a row written before migration 0011, or by an older pod, says
     headers = application.headers
     refused = http.post("/auth/face-register", headers=headers, **upload("carol", antispoof_photo(PRINTED)))
     assert refused.status_code == 422 and error_code(refused) == "spoof_detected"
@@ -50,17 +56,20 @@ def test_enforce_refuses_a_printed_photo_at_enrolment_and_login(
     assert enrolled.status_code == 201
     spoofs = total(scraped(http), "faceauth_login_outcomes_total", outcome="spoof")
     attack = http.post("/auth/face-login", headers=headers, **upload("carol", antispoof_photo(PRINTED)))
-    # Answered like a mismatch (and spent from the attempt budget), counted apart in the metrics.
-    assert attack.status_code == 401 and error_code(attack) == "face_mismatch"
+    assert attack.status_code == 401 and body(attack) == {"error": {"code": "face_mismatch",
+                                                                    "message": "the face does not match"}}
     assert total(scraped(http), "faceauth_login_outcomes_total", outcome="spoof") == spoofs + 1
     live = http.post("/auth/face-login", headers=headers, **upload("carol", antispoof_photo(LOGIN)))
     assert live.status_code == 200 and "access_token" in body(live)
-    with auth_db.transaction() as session:  # the refused enrolment leaves no event; the others carry a score
+    with auth_db.transaction() as session:  # the refused enrolment leaves no event; the refused login a spoof
         found = applications.find(session, application.name)
         assert found is not None
-        scores = session.scalars(sa.select(AuditEvent.liveness_score).where(
-            AuditEvent.application_id == found.id, AuditEvent.event.in_(("enrolment", "login")))).all()
-    assert len(scores) == 3 and all(score is not None and 0 <= score <= 1 for score in scores)
+        events = session.execute(sa.select(AuditEvent.event, AuditEvent.outcome, AuditEvent.liveness_score).where(
+            AuditEvent.application_id == found.id, AuditEvent.event.in_(("enrolment", "login")))
+            .order_by(AuditEvent.id)).all()
+    assert [(event, outcome) for event, outcome, _ in events] == [
+        ("enrolment", "success"), ("login", "spoof"), ("login", "match")]
+    assert all(score is not None and 0 <= score <= 1 for _, _, score in events)
 
 
 def test_report_counts_the_score_but_lets_the_decision_stand(
@@ -77,14 +86,14 @@ def test_off_ignores_the_score_and_default_follows_the_service_again(
         http: FlaskClient, application: Application, antispoof_photo: Callable[[str], bytes],
         auth_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _set_policy(monkeypatch, auth_database_url, application.name, "off") == 0
-    counted = _scores(http, "spoof", "report") + _scores(http, "spoof", "enforce")
+    counted = _scores(http, "spoof", "report") + _scores(http, "spoof", "enforce-passive")
     assert http.post("/auth/face-register", headers=application.headers,
                      **upload("erin", antispoof_photo(PRINTED))).status_code == 201
-    assert _scores(http, "spoof", "report") + _scores(http, "spoof", "enforce") == counted
+    assert _scores(http, "spoof", "report") + _scores(http, "spoof", "enforce-passive") == counted
     assert _set_policy(monkeypatch, auth_database_url, application.name, "default") == 0
     assert http.post("/auth/face-register", headers=application.headers,
                      **upload("erin", antispoof_photo(PRINTED))).status_code == 201
-    assert _scores(http, "spoof", "report") + _scores(http, "spoof", "enforce") == counted + 1
+    assert _scores(http, "spoof", "report") + _scores(http, "spoof", "enforce-passive") == counted + 1
 
 
 def test_the_cli_refuses_an_unknown_application_and_policy(

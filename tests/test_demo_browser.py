@@ -2,11 +2,17 @@
 
 The browser test runs the real stack and feeds Chromium's fake camera a y4m video made with ffmpeg
 from an LFW photo; Chromium reads the video file once per browser, so each face gets a browser of its
-own. Screenshots go to FACEAUTH_ARTIFACTS_DIR (default: the test's temporary folder).
+own. Such a camera shows a still photo, which is what a printed-photo attack looks like to the
+page: it enrols, but its login fails the liveness challenge the page answers. A passing login needs
+a head that turns when asked: ``puppet_camera`` replaces the page's camera by one that shows, at
+each step the page asks for, an LFW photo of one person facing the camera, turned to her left, or
+that photo mirrored (turned to her right). Screenshots go to FACEAUTH_ARTIFACTS_DIR (default: the
+test's temporary folder).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -15,7 +21,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
 import imageio_ffmpeg
+import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -27,8 +35,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from faceauth_auth.api.demo import CONTENT_SECURITY_POLICY
 from faceauth_auth.config import Settings
+from faceauth_auth.db import Database
+from faceauth_auth.repositories import applications
 from facemodels.benchmark import on_canvas
-from tests.auth_helpers import ALICE, BOB, Application, body, error_code, serving
+from tests.auth_helpers import ALICE, BOB, Application, Photo, body, error_code, serving, upload
 
 pytest_plugins = ["tests.auth_fixtures"]
 
@@ -170,16 +180,15 @@ def test_enrol_and_log_in_from_the_browser_camera(
         assert enrolling.execute_script("return localStorage.length + document.cookie.length") == 0
         assert_no_policy_violation(enrolling)
 
-    with chromium(camera(ALICE, 3)) as same_person:
-        open_demo(same_person, demo_url, api_key, "alice")
-        assert press(same_person, "login").startswith("Logged in as alice"), outcome(same_person)
-        header = json.loads(same_person.find_element(By.ID, "token-header").text)
-        claims = json.loads(same_person.find_element(By.ID, "token-claims").text)
-        assert header["alg"] == "ES256" and header["kid"]
-        assert (claims["sub"], claims["aud"], claims["amr"]) == ("alice", application.name, ["face"])
-        assert "JWKS" in same_person.find_element(By.ID, "token").text
-        screenshot(same_person, artifacts, "login")
-        assert_no_policy_violation(same_person)
+    # The right person, but a still photo: every frame has the same yaw, so the head turns the
+    # challenge asks for never happen, and the login is answered like a mismatch.
+    with chromium(camera(ALICE, 3)) as still_photo:
+        open_demo(still_photo, demo_url, api_key, "alice")
+        status = press(still_photo, "login")
+        assert outcome(still_photo) == "failure" and "HTTP 401 face_mismatch" in status, status
+        assert not still_photo.find_element(By.ID, "token").is_displayed()
+        screenshot(still_photo, artifacts, "still-photo")
+        assert_no_policy_violation(still_photo)
 
     with chromium(camera(BOB, 1)) as someone_else:
         open_demo(someone_else, demo_url, api_key, "alice")
@@ -187,3 +196,74 @@ def test_enrol_and_log_in_from_the_browser_camera(
         assert outcome(someone_else) == "failure" and "HTTP 401 face_mismatch" in status, status
         assert not someone_else.find_element(By.ID, "token").is_displayed()
         screenshot(someone_else, artifacts, "mismatch")
+
+
+PUPPET = "Maria_Shriver"  # photo 2 faces the camera (yaw ~0); photo 1 is turned to her left (~+39 degrees)
+
+
+def _rgba(image: np.ndarray) -> dict[str, object]:
+    """A 320x240 RGBA frame for the puppet camera, base64 (drawn with putImageData: no image load,
+    which the page's img-src 'self' would refuse for a data: URL)."""
+    small = cv2.resize(image, (320, 240), interpolation=cv2.INTER_AREA)
+    rgba = np.dstack([small, np.full(small.shape[:2], 255, np.uint8)])
+    return {"width": 320, "height": 240, "data": base64.b64encode(rgba.tobytes()).decode()}
+
+
+PUPPET_SCRIPT = """
+(() => {
+  const poses = %s;
+  const canvas = document.createElement("canvas");
+  canvas.width = 320; canvas.height = 240;
+  const context = canvas.getContext("2d");
+  const frames = {};
+  for (const [pose, frame] of Object.entries(poses)) {
+    const bytes = Uint8ClampedArray.from(atob(frame.data), (c) => c.charCodeAt(0));
+    frames[pose] = new ImageData(bytes, frame.width, frame.height);
+  }
+  const draw = () => {
+    const prompt = document.getElementById("challenge");
+    const pose = (prompt && prompt.dataset.pose) || "front";
+    context.putImageData(frames[pose] || frames.front, 0, 0);
+  };
+  navigator.mediaDevices.getUserMedia = async () => {
+    draw();
+    setInterval(draw, 40);
+    return canvas.captureStream(25);
+  };
+})();
+"""
+
+
+@pytest.fixture
+def puppet_camera(lfw: Path) -> str:
+    """A script replacing the page's camera by photos of PUPPET that follow the page's prompts."""
+    turned = on_canvas(lfw / "images" / PUPPET / f"{PUPPET}_0001.jpg")
+    front = on_canvas(lfw / "images" / PUPPET / f"{PUPPET}_0002.jpg")
+    poses = {"front": _rgba(front), "left": _rgba(turned), "right": _rgba(np.ascontiguousarray(turned[:, ::-1]))}
+    return PUPPET_SCRIPT % json.dumps(poses)
+
+
+def test_a_head_that_turns_as_asked_passes_the_challenge(
+        camera: Callable[[str, int], Path], demo_url: str, application: Application, http: FlaskClient,
+        puppet_camera: str, auth_db: Database, photo: Photo, artifacts: Path) -> None:
+    """What makes it pass: the frames the page takes at each step show the face turned that way
+    (yaw beyond +-15 degrees by the landmarks), and every frame is the login photo's person."""
+    require_chromium()
+    api_key = application.headers["Authorization"].removeprefix("Bearer ")
+    enrolled = http.post("/auth/face-register", headers=application.headers,
+                         **upload("maria", photo(PUPPET, 4)))
+    assert enrolled.status_code == 201
+    with auth_db.transaction() as session:  # the strictest policy: a login needs an answered challenge
+        assert applications.set_liveness_policy(session, application.name, "challenge")
+    with chromium(camera(PUPPET, 2)) as browser:
+        browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": puppet_camera})
+        open_demo(browser, demo_url, api_key, "maria")
+        status = press(browser, "login")
+        assert outcome(browser) == "success" and status.startswith("Logged in as maria"), status
+        header = json.loads(browser.find_element(By.ID, "token-header").text)
+        claims = json.loads(browser.find_element(By.ID, "token-claims").text)
+        assert header["alg"] == "ES256" and header["kid"]
+        assert (claims["sub"], claims["aud"], claims["amr"]) == ("maria", application.name, ["face"])
+        assert "JWKS" in browser.find_element(By.ID, "token").text
+        screenshot(browser, artifacts, "login")
+        assert_no_policy_violation(browser)

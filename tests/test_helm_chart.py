@@ -274,7 +274,7 @@ def test_chart_defaults_are_the_services_defaults(monkeypatch: pytest.MonkeyPatc
              "FACEAUTH_LOCKOUT_MAX_WAIT": "lockout_max_wait",
              "FACEAUTH_LOCKOUT_PERMANENT_AFTER": "lockout_permanent_after",
              "FACEAUTH_BREAKER_MAX_FAILURES": "breaker_max_failures", "FACEAUTH_BREAKER_WINDOW": "breaker_window",
-             "FACEAUTH_BREAKER_MIN_RATIO": "breaker_min_ratio"}
+             "FACEAUTH_BREAKER_MIN_RATIO": "breaker_min_ratio", "FACEAUTH_CHALLENGE_LIFETIME": "challenge_lifetime"}
     for variable in knobs:
         monkeypatch.setenv(variable, auth_env[variable])
     parsed, defaults = Settings.from_env(), Settings()

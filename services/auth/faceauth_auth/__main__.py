@@ -19,7 +19,7 @@ import grpc
 from faceauth import logs
 from faceauth.grpc.client import EmbedderClient
 from faceauth_auth import apikeys, migrate, templatecrypto, tokens
-from faceauth_auth.config import LIVENESS_POLICIES, OPERATING_POINTS, Settings
+from faceauth_auth.config import LIVENESS_ALIASES, LIVENESS_POLICIES, OPERATING_POINTS, Settings, canonical_policy
 from faceauth_auth.db import Database, create_engine
 from faceauth_auth.faces import EmbeddingModel
 from faceauth_auth.lockout import LockoutPolicy
@@ -73,7 +73,7 @@ def keys_generate_api_key_pepper(_settings: Settings, args: argparse.Namespace) 
 
 
 def apps_liveness(settings: Settings, args: argparse.Namespace) -> int:
-    policy = None if args.policy == "default" else args.policy
+    policy = None if args.policy == "default" else canonical_policy(args.policy)
     with _database(settings).transaction() as session:
         found = applications.set_liveness_policy(session, args.app, policy)
     if not found:
@@ -245,9 +245,11 @@ def parser() -> argparse.ArgumentParser:
     apps = groups.add_parser("apps", help="client applications").add_subparsers(dest="command", required=True)
     liveness = apps.add_parser("liveness", help="set an application's liveness policy (docs/security.md)")
     liveness.add_argument("--app", required=True, help="application name")
-    liveness.add_argument("--policy", required=True, choices=(*LIVENESS_POLICIES, "default"),
-                          help="off, report (log and count the score), enforce (refuse likely attacks), "
-                               "or default: follow FACEAUTH_LIVENESS_POLICY")
+    liveness.add_argument("--policy", required=True, choices=(*LIVENESS_POLICIES, *LIVENESS_ALIASES, "default"),
+                          help="off, report (log and count the passive score), enforce-passive (refuse faces the "
+                               "passive score calls attacks; enforce is the old name), challenge (also require an "
+                               "answered liveness challenge, POST /v1/challenges), or default: follow "
+                               "FACEAUTH_LIVENESS_POLICY")
     liveness.set_defaults(run=apps_liveness)
     revoke = keys.add_parser("revoke", help="revoke an API key by its id")
     revoke.add_argument("key_id")

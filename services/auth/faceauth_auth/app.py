@@ -17,6 +17,7 @@ from faceauth_auth import (
     admission,
     authn,
     errors,
+    liveness,
     metrics,
     migrate,
     modelbounds,
@@ -24,7 +25,7 @@ from faceauth_auth import (
     ratelimit,
     templatecrypto,
 )
-from faceauth_auth.api import audit, auth, demo, docs, faces, ops, users, wellknown
+from faceauth_auth.api import audit, auth, challenges, demo, docs, faces, ops, users, wellknown
 from faceauth_auth.breaker import FailureBreaker
 from faceauth_auth.config import Settings
 from faceauth_auth.context import EXTENSION, Services
@@ -73,7 +74,8 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fla
     authn.init_app(app, ratelimit.FailedAuthentications(limiter, settings.auth_failure_rate_limit))
     ratelimit.init_app(app, limiter)
     errors.register(app)
-    for blueprint in (auth.bp, faces.bp, users.bp, audit.bp, wellknown.bp, ops.bp, docs.bp):
+    app.register_error_handler(liveness.PresentationAttackError, liveness.render)  # answers like a mismatch
+    for blueprint in (auth.bp, challenges.bp, faces.bp, users.bp, audit.bp, wellknown.bp, ops.bp, docs.bp):
         app.register_blueprint(blueprint)
     if settings.demo_enabled:
         app.register_blueprint(demo.bp)

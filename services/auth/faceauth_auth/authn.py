@@ -30,13 +30,15 @@ _PUBLIC = "faceauth_public"
 _HASHER = "faceauth_api_key_hasher"
 
 # The scope each non-public endpoint needs: ``enrol`` adds faces; ``login`` covers the face decisions
-# (login, verify, identify) and detection; ``admin`` reads and erases users and faces and reads the audit log.
+# (login, verify, identify), detection and the liveness challenges those may need; ``admin`` reads and
+# erases users and faces and reads the audit log.
 ENDPOINT_SCOPES = {
     "auth.face_register": "enrol",
     "auth.face_login": "login",
     "auth.face_verify": "login",
     "auth.face_identify": "login",
     "faces.detect": "login",
+    "challenges.create": "login",
     "users.get_user": "admin",
     "users.delete_user": "admin",
     "users.list_faces": "admin",

@@ -11,7 +11,15 @@ from faceauth.grpc.tls import ClientTls
 OPERATING_POINTS = ("default", "strict")
 # The repository's (and the auth image's) models.lock.json, three folders above this package.
 LOCK_FILE = Path(__file__).resolve().parents[3] / "models.lock.json"
-LIVENESS_POLICIES = ("off", "report", "enforce")
+# ``enforce`` is the name ``enforce-passive`` had before the challenge existed; stored rows and settings may
+# still say it, and it means the same (liveness.canonical).
+LIVENESS_POLICIES = ("off", "report", "enforce-passive", "challenge")
+LIVENESS_ALIASES = {"enforce": "enforce-passive"}
+
+
+def canonical_policy(policy: str) -> str:
+    """The liveness policy ``policy`` names, aliases resolved (``enforce`` is ``enforce-passive``)."""
+    return LIVENESS_ALIASES.get(policy, policy)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class Settings:
     template_key_file: Path | None = None  # without it (and encryption on) the service refuses to start
     template_previous_key_files: tuple[Path, ...] = ()  # still opened, until `templates reencrypt`
     liveness_policy: str = "report"  # for applications without their own; docs/security.md says why not enforce
+    challenge_lifetime: float = 60.0  # seconds a liveness challenge may be answered in, once (POST /v1/challenges)
     log_level: str = "INFO"
     demo_enabled: bool = False  # the webcam demo page at /demo/; for development only
 
@@ -123,7 +132,9 @@ class Settings:
             template_encryption=env_bool("FACEAUTH_TEMPLATE_ENCRYPTION", cls.template_encryption),
             template_key_file=Path(template_key) if template_key else None,
             template_previous_key_files=tuple(Path(path) for path in previous_template_keys.split(",") if path),
-            liveness_policy=env_choice("FACEAUTH_LIVENESS_POLICY", cls.liveness_policy, LIVENESS_POLICIES),
+            liveness_policy=canonical_policy(env_choice("FACEAUTH_LIVENESS_POLICY", cls.liveness_policy,
+                                                        (*LIVENESS_POLICIES, *LIVENESS_ALIASES))),
+            challenge_lifetime=env_float("FACEAUTH_CHALLENGE_LIFETIME", cls.challenge_lifetime),
             log_level=env_str("FACEAUTH_LOG_LEVEL", cls.log_level),
             demo_enabled=env_bool("FACEAUTH_DEMO_ENABLED", cls.demo_enabled),
         )

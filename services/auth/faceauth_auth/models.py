@@ -196,3 +196,19 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)  # always 1
     last_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     last_hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+class LivenessChallenge(Base):
+    """An active liveness challenge (faceauth_auth.challenges): the head turns asked for, answerable once
+    before ``expires_at`` by the application that asked for it, for that user id (None: at identify)."""
+
+    __tablename__ = "liveness_challenges"
+    __table_args__ = (sa.Index("ix_liveness_challenges_expires_at", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # random, from secrets.token_urlsafe
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id", ondelete="CASCADE"))
+    external_user_id: Mapped[str | None] = mapped_column(sa.String(USER_ID_LENGTH))
+    steps: Mapped[str] = mapped_column(sa.String(64))  # space-separated: left, right
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    consumed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # set once, by the answer

@@ -29,23 +29,39 @@ def _ok(description: str, schema: Schema) -> Schema:
 _USER_ID_SCHEMA = {"type": "string", "pattern": f"^{USER_ID.pattern}$", "description": USER_ID_RULE}
 
 
-def _upload(with_user: bool) -> Schema:
-    """A photo as multipart/form-data or as base64 in JSON."""
+_CHALLENGE_ID = {"type": "string", "minLength": 1, "maxLength": 64,
+                 "description": "an answered liveness challenge (POST /v1/challenges), sent with frames; "
+                                "required under the liveness policy challenge (docs/security.md)"}
+_FRAMES_NOTE = ("3-8 frames captured while the user follows the challenge's steps, in order; each must show "
+                "the photo's face, and one usable face only")
+
+
+def _upload(with_user: bool, challenge: bool = True) -> Schema:
+    """A photo as multipart/form-data or as base64 in JSON, with a liveness challenge's answer if ``challenge``."""
     user = {"user_id": _USER_ID_SCHEMA} if with_user else {}
     required = ["user_id", "image"] if with_user else ["image"]
+    form_answer = {"challenge_id": _CHALLENGE_ID, "frames": {
+        "type": "array", "minItems": 3, "maxItems": 8, "description": _FRAMES_NOTE,
+        "items": {"type": "string", "format": "binary"}}} if challenge else {}
+    json_answer = {"challenge_id": _CHALLENGE_ID, "frames": {
+        "type": "array", "minItems": 3, "maxItems": 8, "description": _FRAMES_NOTE + " (base64 each)",
+        "items": {"type": "string", "contentEncoding": "base64", "minLength": 1}}} if challenge else {}
     return {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": required, "properties": {
-            **user, "image": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP, <= 10 MiB"}}}},
+            **user, "image": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP, <= 10 MiB"},
+            **form_answer}}},
         JSON: {"schema": {"type": "object", "required": required, "properties": {
             **user, "image": {"type": "string", "contentEncoding": "base64", "minLength": 1,
-                              "description": "base64 of a JPEG, PNG or WebP (a data: URL is accepted)"}}}},
+                              "description": "base64 of a JPEG, PNG or WebP (a data: URL is accepted)"},
+            **json_answer}}},
     }}
 
 
 # Answers every photo endpoint may give besides its own.
 _PHOTO_ERRORS = {
     "400": _error("Malformed request: missing_user_id, invalid_user_id, missing_image, empty_image, invalid_json, "
-                  "invalid_image_encoding, unsupported_image, corrupt_image"),
+                  "invalid_image_encoding, unsupported_image, corrupt_image, invalid_challenge_id, invalid_frames "
+                  "(challenge_id without 3-8 non-empty frames, or frames without challenge_id)"),
     "413": _error("payload_too_large: the body or the image is too large"),
     "415": _error("unsupported_media_type: send multipart/form-data or application/json"),
     "422": _error("The photo cannot be used: no_face, multiple_faces, face_too_small, face_too_blurry, "
@@ -82,13 +98,16 @@ _BUDGET_ERRORS: Schema = {
 
 
 def _operation(tag: str, summary: str, description: str, responses: Schema, *, upload: bool | None = None,
-               parameters: list[Schema] | None = None, secured: bool = True) -> Schema:
+               parameters: list[Schema] | None = None, secured: bool = True, challenge: bool = True,
+               body: Schema | None = None) -> Schema:
     merged = {**(_PHOTO_ERRORS if upload is not None else {}), **(_BAD_USER_ID if parameters else {}),
               **(_KEY_ERRORS if secured else {}), **responses}
     operation: Schema = {"tags": [tag], "summary": summary, "description": description,
                          "responses": dict(sorted(merged.items()))}
     if upload is not None:
-        operation["requestBody"] = _upload(upload)
+        operation["requestBody"] = _upload(upload, challenge)
+    if body is not None:
+        operation["requestBody"] = body
     if parameters:
         operation["parameters"] = parameters
     if not secured:
@@ -120,6 +139,15 @@ _SCHEMAS: Schema = {
     "Identification": {"type": "object", "required": ["match", "user_id", "confidence"], "properties": {
         "match": {"type": "boolean"}, "user_id": {"type": ["string", "null"]},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1}}},
+    "Challenge": {"type": "object", "required": ["challenge_id", "user_id", "steps", "expires_in", "frames",
+                                                 "turn_degrees"], "properties": {
+        "challenge_id": {"type": "string", "description": "send it with the frames, once"},
+        "user_id": {"type": ["string", "null"], "description": "the user it is for; null: for face-identify"},
+        "steps": {"type": "array", "minItems": 2, "maxItems": 3, "items": {"enum": ["left", "right"]},
+                  "description": "head turns to ask for, in order: the user's own left or right"},
+        "expires_in": {"type": "integer", "description": "seconds it may be answered in"},
+        "frames": {"type": "object", "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}}},
+        "turn_degrees": {"type": "number", "description": "how far (yaw) a frame must be turned to count"}}},
     "Point": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}}},
     "Face": {"type": "object", "properties": {
         "box": {"type": "object", "properties": {k: {"type": "number"} for k in ("x_min", "y_min", "x_max", "y_max")}},
@@ -165,28 +193,42 @@ _PATHS: Schema = {
          "409": _error("too_many_faces: the user has the maximum number of faces"),
          "422": _error("The photo cannot be used: no_face, multiple_faces, face_too_small, face_too_blurry, "
                        "image_too_large (pixels), image_too_small, or spoof_detected (the application's "
-                       "liveness policy is enforce and the face looks like a presentation attack)")}, upload=True)},
+                       "liveness policy is enforce-passive and the face looks like a presentation attack, or a "
+                       "liveness challenge was sent and failed; enrolment never requires one)")}, upload=True)},
     "/auth/face-login": {"post": _operation(
         "auth", "Log in with a face", "Compares the photo's face with the user's enrolled faces (same model only) "
         "and returns a short-lived access token on a match. An unknown user, or one with no face a served model "
         "can compare with, gets the same 401 as a mismatch. A match under an older model kept for a migration "
         "window also enrols the face under the current model.",
         {"200": _ok("Matched", _ref("Token")),
-         "401": _error("face_mismatch (also for an unknown user, and for a face the liveness policy refuses), "
-                       "missing_api_key, invalid_api_key"),
+         "401": _error("face_mismatch (also for an unknown user, and for a face the liveness policy refuses: "
+                       "a low passive score under enforce-passive, a missing or failed challenge under challenge; "
+                       "the answer is the same), missing_api_key, invalid_api_key"),
          **_BUDGET_ERRORS}, upload=True)},
     "/auth/face-verify": {"post": _operation(
         "auth", "Verify a face (1:1)", "Is this the user? No token is issued. A match under an older model kept "
         "for a migration window also enrols the face under the current model.",
-        {"200": _ok("Decision", _ref("Verification")),
+        {"200": _ok("Decision; a face the liveness policy refuses is match false, confidence 0",
+                    _ref("Verification")),
          "404": _error("user_not_found (also for a user with no face a served model can compare with)"),
          **_BUDGET_ERRORS}, upload=True)},
     "/auth/face-identify": {"post": _operation(
-        "auth", "Identify a face (1:N)", "Which enrolled user of this application, if any, is in the photo.",
-        {"200": _ok("Decision", _ref("Identification"))}, upload=False)},
+        "auth", "Identify a face (1:N)", "Which enrolled user of this application, if any, is in the photo. A "
+        "liveness challenge for identify is issued without a user_id.",
+        {"200": _ok("Decision; a face the liveness policy refuses is match false, user_id null",
+                    _ref("Identification"))}, upload=False)},
     "/v1/faces/detect": {"post": _operation(
         "faces", "Detect faces", "Boxes, five landmarks and a quality verdict for every face in the photo.",
-        {"200": _ok("Faces found", _ref("Detection"))}, upload=False)},
+        {"200": _ok("Faces found", _ref("Detection"))}, upload=False, challenge=False)},
+    "/v1/challenges": {"post": _operation(
+        "auth", "Issue a liveness challenge", "A one-time challenge for user_id (none: for face-identify) of "
+        "this application: head turns to capture in 3-8 frames, answered with challenge_id and frames on the "
+        "next face request within expires_in seconds. Used or not, it serves once; docs/security.md.",
+        {"201": _ok("Issued", _ref("Challenge")),
+         "400": _error("invalid_user_id, invalid_json"),
+         "415": _error("unsupported_media_type: send application/json, a form, or no body")},
+        body={"required": False, "content": {JSON: {"schema": {"type": "object", "required": [], "properties": {
+            "user_id": _USER_ID_SCHEMA}}}}})},
     "/v1/users/{user_id}": {
         "get": _operation("users", "Get a user", "", {"200": _ok("The user", _ref("User")),
                                                       "404": _error("user_not_found")}, parameters=[_USER_ID]),

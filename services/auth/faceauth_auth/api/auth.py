@@ -11,7 +11,7 @@ import jwt
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy.orm import Session
 
-from faceauth_auth import comparison, liveness, metrics, search
+from faceauth_auth import challenges, comparison, liveness, metrics, search
 from faceauth_auth.admission import limited
 from faceauth_auth.api.audit import record
 from faceauth_auth.authn import current_client
@@ -41,7 +41,7 @@ def face_register() -> tuple[Response, int]:
     with svc.db.transaction() as session:
         plan = comparison.plan(session, client.application_id, upload.user_id, svc.pipeline.served_models())
     probe = svc.pipeline.probe(upload.image, plan.legacy_models if plan else ())
-    _judge_liveness(probe, refusal_status=422)
+    _judge_liveness(probe, liveness.Decision.ENROLMENT, upload.user_id)
     with svc.db.transaction() as session:
         if plan is not None:
             _require_proof(session, plan, probe, upload.user_id)
@@ -80,9 +80,23 @@ def _require_proof(session: Session, plan: comparison.Comparison, probe: Probe, 
                    f"token of this user from a face login in {PROOF_HEADER}")
 
 
-def _judge_liveness(probe: Probe, refusal_status: int) -> None:
-    """Apply the calling application's liveness policy, or the service default when it has none."""
-    liveness.judge(probe, current_client().liveness_policy or services().settings.liveness_policy, refusal_status)
+def _judge_liveness(probe: Probe, decision: liveness.Decision, user_id: str | None = None) -> None:
+    """Apply the calling application's liveness policy, or the service default when it has none: the
+    passive score, and the active challenge (checked whenever one is sent; required under ``challenge``
+    for the decisions, not for enrolment). A refusal raises liveness.PresentationAttackError, which
+    answers like the endpoint's mismatch; the decision handlers record it as a failed decision."""
+    svc, client = services(), current_client()
+    policy = liveness.canonical(client.liveness_policy or svc.settings.liveness_policy)
+    try:
+        liveness.judge(probe, policy, decision)
+        response = challenges.read_response()
+        required = policy == "challenge" and decision is not liveness.Decision.ENROLMENT
+        if required or response is not None:
+            challenges.check(svc, client, user_id, probe, decision, response)
+    except liveness.PresentationAttackError as attack:
+        log.info("presentation attack refused", extra={"application": client.application, "policy": policy,
+                                                       "decision": str(decision), "reason": attack.reason})
+        raise
 
 
 def _decision_outcome(match: bool) -> str:
@@ -90,6 +104,8 @@ def _decision_outcome(match: bool) -> str:
 
 
 def _login_outcome(error: Exception) -> str:
+    if isinstance(error, liveness.PresentationAttackError):
+        return "spoof"
     if isinstance(error, ApiError):
         if error.code == "face_mismatch":
             return str(g.get("login_outcome", "mismatch"))
@@ -127,7 +143,11 @@ class _Decided:
         return bool(self.decision and self.decision.match) and not self.spoof
 
 
-def _decide_for(user_id: str, image: bytes, event: Event) -> _Decided:
+_DECISION_EVENTS = {liveness.Decision.LOGIN: Event.LOGIN, liveness.Decision.VERIFY: Event.VERIFY,
+                    liveness.Decision.IDENTIFY: Event.IDENTIFY}
+
+
+def _decide_for(user_id: str, image: bytes, kind: liveness.Decision) -> _Decided:
     """A face login or verify decision, spent from the user id's attempt budget (faceauth_auth.lockout) and
     the application's failure-rate breaker; every decision is recorded, audited and counted alike."""
     svc, client = services(), current_client()
@@ -138,39 +158,39 @@ def _decide_for(user_id: str, image: bytes, event: Event) -> _Decided:
     try:
         # An unknown user, or one with no usable template, goes through the same steps as any other.
         probe = svc.pipeline.probe(image, plan.legacy_models if plan else ())
-        spoof = _presentation_attack(probe)
+        refusal = _presentation_attack(probe, kind, user_id)
     except BaseException:
         with svc.db.transaction() as session:
             svc.lockout.release(session, reservation)
         raise
+    spoof = refusal is not None
     with svc.db.transaction() as session:
         decision = None if spoof else comparison.judge(session, client.application_id, plan, probe,
                                                        client.operating_point)
         decided = _Decided(decision, spoof)
         distance = decision.distance if decision else None
         lock = svc.lockout.decide(session, client.application_id, user_id, reservation, decided.match, distance)
-        record(session, event, "spoof" if spoof else _decision_outcome(decided.match), user_id=user_id,
-               distance=distance, liveness_score=probe.liveness_score)
+        record(session, _DECISION_EVENTS[kind], "spoof" if spoof else _decision_outcome(decided.match),
+               user_id=user_id, distance=distance, liveness_score=probe.liveness_score,
+               detail=f"liveness: {refusal}"[:200] if refusal else None)
         if lock is not None:
             record(session, Event.ACCOUNT_LOCKED, "locked", user_id=user_id, detail=lock.detail)
         if decided.match and plan is not None:
             comparison.migrate(session, client.application_id, plan, probe)
-    log.info("face decision", extra={"application": client.application, "event": event.value,
+    log.info("face decision", extra={"application": client.application, "event": str(kind),
                                      "known_user": decision is not None, "match": decided.match, "spoof": spoof,
                                      "distance": round(distance, 4) if distance is not None else None})
     return decided
 
 
-def _presentation_attack(probe: Probe) -> bool:
-    """Whether the liveness policy refuses the face: at login and verify that is a failed decision, answered
-    like a mismatch, so an attacker learns nothing from it and spends the budget."""
+def _presentation_attack(probe: Probe, kind: liveness.Decision, user_id: str) -> str | None:
+    """Why the liveness policy refuses the face, or None: at login and verify a refusal is a failed
+    decision, answered like a mismatch, so an attacker learns nothing from it and spends the budget."""
     try:
-        _judge_liveness(probe, refusal_status=401)
-    except ApiError as error:
-        if error.code != liveness.SPOOF_DETECTED:
-            raise
-        return True
-    return False
+        _judge_liveness(probe, kind, user_id)
+    except liveness.PresentationAttackError as attack:
+        return attack.reason
+    return None
 
 
 @bp.post("/auth/face-login")
@@ -178,7 +198,7 @@ def _presentation_attack(probe: Probe) -> bool:
 @_counted
 def face_login() -> Response:
     upload = read_upload()
-    decided = _decide_for(upload.user_id, upload.image, Event.LOGIN)
+    decided = _decide_for(upload.user_id, upload.image, liveness.Decision.LOGIN)
     if not decided.match:
         g.login_outcome = "spoof" if decided.spoof else "mismatch"
         raise ApiError(401, "face_mismatch", "the face does not match")
@@ -191,7 +211,7 @@ def face_login() -> Response:
 @limited
 def face_verify() -> Response:
     upload = read_upload()
-    decided = _decide_for(upload.user_id, upload.image, Event.VERIFY)
+    decided = _decide_for(upload.user_id, upload.image, liveness.Decision.VERIFY)
     if decided.decision is None and not decided.spoof:  # unknown, or no face a served model can compare with
         raise ApiError(404, "user_not_found", "no such user")
     return jsonify({"match": decided.match,
@@ -206,6 +226,13 @@ def face_identify() -> Response:
     client = current_client()
     served = svc.pipeline.served_models()
     probe = svc.pipeline.probe(image, served.legacy)
+    try:
+        _judge_liveness(probe, liveness.Decision.IDENTIFY)
+    except liveness.PresentationAttackError as attack:  # answered like no match (liveness.render), audited
+        with svc.db.transaction() as session:
+            record(session, Event.IDENTIFY, "spoof", liveness_score=probe.liveness_score,
+                   detail=f"liveness: {attack.reason}"[:200])
+        raise
     with svc.db.transaction() as session:
         # The primary model's gallery first; then, during a migration window, each legacy model's,
         # among the users not enrolled with the primary model yet (each user is compared once).

@@ -1,4 +1,7 @@
 // The demo page's behaviour: camera preview, one frame as JPEG per click, the API's answer shown.
+// Logging in answers a liveness challenge first: the page asks for the head turns the service chose,
+// one step at a time (#challenge, whose data-pose says the step), and sends the frames it took
+// meanwhile with the login photo.
 // Loaded as a file (no inline script) so the page works under a strict Content-Security-Policy.
 "use strict";
 
@@ -39,6 +42,46 @@ function grabFrame() {
   return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
 }
 
+const STEP_TEXT = { front: "Look straight into the camera", left: "Turn your head to your left",
+                    right: "Turn your head to your right" };
+const STEP_SETTLE_MS = 1200;  // time to turn before the first frame of a step
+const FRAME_GAP_MS = 300;
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+function prompt(pose) {
+  const challenge = $("challenge");
+  challenge.hidden = !pose;
+  challenge.dataset.pose = pose || "";
+  challenge.textContent = pose ? STEP_TEXT[pose] : "";
+}
+
+// Fetch a challenge for the user, take the login photo facing the camera, then two frames per step.
+async function answerChallenge(form, headers) {
+  const response = await fetch("../v1/challenges", {
+    method: "POST", headers: { ...headers, "Content-Type": "application/json" },
+    body: JSON.stringify({ user_id: userId.value.trim() }),
+  });
+  const challenge = await response.json();
+  if (!response.ok) {
+    throw new Error(`challenge: HTTP ${response.status} ${challenge.error.code}: ${challenge.error.message}`);
+  }
+  prompt("front");
+  await sleep(STEP_SETTLE_MS);
+  const photo = await grabFrame();
+  form.append("image", photo, "frame.jpg");
+  const frames = [photo];
+  for (const step of challenge.steps) {
+    prompt(step);
+    await sleep(STEP_SETTLE_MS);
+    frames.push(await grabFrame());
+    await sleep(FRAME_GAP_MS);
+    frames.push(await grabFrame());
+  }
+  prompt(null);
+  form.append("challenge_id", challenge.challenge_id);
+  frames.forEach((frame, index) => form.append("frames", frame, `frame${index}.jpg`));
+}
+
 async function send(path, verb) {
   if (!apiKey.value.trim() || !userId.value.trim()) {
     show("failure", "Enter the API key and a user id first.");
@@ -48,11 +91,14 @@ async function send(path, verb) {
   show("pending", `${verb}\u2026`);
   try {
     const form = new FormData();
+    const headers = { Authorization: `Bearer ${apiKey.value.trim()}` };
     form.append("user_id", userId.value.trim());
-    form.append("image", await grabFrame(), "frame.jpg");
-    const response = await fetch(path, {
-      method: "POST", body: form, headers: { Authorization: `Bearer ${apiKey.value.trim()}` },
-    });
+    if (verb === "Login") {
+      await answerChallenge(form, headers);
+    } else {
+      form.append("image", await grabFrame(), "frame.jpg");
+    }
+    const response = await fetch(path, { method: "POST", body: form, headers });
     const answer = await response.json();
     if (!response.ok) {
       show("failure", `${verb} failed: HTTP ${response.status} ${answer.error.code}: ${answer.error.message}`);
@@ -65,6 +111,7 @@ async function send(path, verb) {
   } catch (error) {
     show("failure", `${verb} failed: ${error.message}`);
   } finally {
+    prompt(null);
     buttons.forEach((button) => { button.disabled = false; });
   }
 }
