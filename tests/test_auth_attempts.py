@@ -17,7 +17,6 @@ from flask import Flask
 from faceauth_auth import liveness
 from faceauth_auth.api import auth as auth_api
 from faceauth_auth.db import Database
-from faceauth_auth.errors import ApiError
 from tests.auth_helpers import (
     ALICE,
     BOB,
@@ -122,7 +121,7 @@ def test_a_refused_presentation_attack_answers_like_a_mismatch_and_counts(
     mismatch = http.post("/auth/face-login", headers=headers, **upload("alice", photo(BOB, 1)))
 
     def spoofed(*_: object) -> None:
-        raise ApiError(401, liveness.SPOOF_DETECTED, "looks like a presentation attack")
+        raise liveness.PresentationAttackError(liveness.Decision.LOGIN, "test: a printed photo")
 
     monkeypatch.setattr(auth_api.liveness, "judge", spoofed)
     attack = http.post("/auth/face-login", headers=headers, **upload("alice", photo(ALICE, 3)))  # the right face

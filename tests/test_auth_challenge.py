@@ -231,7 +231,7 @@ def test_policy_challenge_answers_a_login_without_one_exactly_like_a_mismatch_an
         assert found is not None
         details = session.scalars(sa.select(AuditEvent.detail).where(
             AuditEvent.application_id == found.id, AuditEvent.event == "login",
-            AuditEvent.outcome == "mismatch")).all()
+            AuditEvent.outcome == "spoof")).all()
     assert "liveness: no challenge answered" in details  # the reason is kept for the operator, not the client
     # Refusals count toward the lockout like mismatches: 5 failures (the default), then 429 even with a good answer.
     for _ in range(3):
