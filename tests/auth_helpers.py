@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -56,6 +58,20 @@ class Application:
 
     name: str
     headers: Headers
+
+
+def gunicorn_env(model_services: ModelServices, jwt_dir: Path, template_key_file: Path, api_key_pepper_file: Path,
+                 **settings: str) -> dict[str, str]:
+    """The environment of auth under gunicorn on the session's model servers and keys; ``settings`` are further
+    FACEAUTH_* variables, named without the prefix."""
+    return {"PYTHONPATH": os.pathsep.join(sys.path),
+            "FACEAUTH_DETECTOR_TARGET": model_services.detector.target,
+            "FACEAUTH_EMBEDDER_TARGET": model_services.embedder.target,
+            "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
+            "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
+            "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key_file),
+            "FACEAUTH_API_KEY_PEPPER_FILE": str(api_key_pepper_file),
+            **{f"FACEAUTH_{name}": value for name, value in settings.items()}}
 
 
 def application_id(db: Database, application: Application) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from tests.auth_helpers import (
     Photo,
     body,
     error_code,
+    gunicorn_env,
     http_upload,
     samples,
     scraped,
@@ -120,14 +120,8 @@ def test_gunicorn_serves_the_api_and_the_multiprocess_metrics_on_separate_ports(
     """/metrics holds every decision's distance and every face's liveness score (histogram sums and buckets),
     which the API never returns: it is served on the metrics port alone, never on the API's."""
     key = f"gunicorn-bootstrap-{uuid.uuid4().hex}"
-    env = {"PYTHONPATH": os.pathsep.join(sys.path), "FACEAUTH_WORKERS": "2",
-           "FACEAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/auth.db", "FACEAUTH_BOOTSTRAP_API_KEY": key,
-           "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
-           "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
-           "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key_file),
-           "FACEAUTH_API_KEY_PEPPER_FILE": str(api_key_pepper_file),
-           "FACEAUTH_DETECTOR_TARGET": model_services.detector.target,
-           "FACEAUTH_EMBEDDER_TARGET": model_services.embedder.target,
+    env = {**gunicorn_env(model_services, jwt_dir, template_key_file, api_key_pepper_file, WORKERS="2",
+                          DATABASE_URL=f"sqlite:///{tmp_path}/auth.db", BOOTSTRAP_API_KEY=key),
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     with (tmp_path / "gunicorn.log").open("wb") as log:
         server = AuthProcess(env, log)

@@ -39,6 +39,7 @@ from tests.auth_helpers import (
     Photo,
     body,
     error_code,
+    gunicorn_env,
     redis_server,
     upload,
 )
@@ -157,16 +158,9 @@ def test_workers_share_the_failed_authentication_count_through_redis(
     address, whichever worker answers (each would allow 20 with memory://)."""
     port, password = free_port(), uuid.uuid4().hex
     args = ["--port", str(port), "--bind", "127.0.0.1", "--requirepass", password, "--save", "", "--appendonly", "no"]
-    env = {"PYTHONPATH": os.pathsep.join(sys.path), "FACEAUTH_WORKERS": "2",
-           "FACEAUTH_RATE_LIMIT_STORAGE_URI": f"redis://:{password}@127.0.0.1:{port}/0",
-           "FACEAUTH_RATE_LIMIT_ALLOW_PER_WORKER": "false",
-           "FACEAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/auth.db",
-           "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
-           "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
-           "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key_file),
-           "FACEAUTH_API_KEY_PEPPER_FILE": str(api_key_pepper_file),
-           "FACEAUTH_DETECTOR_TARGET": model_services.detector.target,
-           "FACEAUTH_EMBEDDER_TARGET": model_services.embedder.target,
+    env = {**gunicorn_env(model_services, jwt_dir, template_key_file, api_key_pepper_file, WORKERS="2",
+                          RATE_LIMIT_STORAGE_URI=f"redis://:{password}@127.0.0.1:{port}/0",
+                          RATE_LIMIT_ALLOW_PER_WORKER="false", DATABASE_URL=f"sqlite:///{tmp_path}/auth.db"),
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     with redis_server(args, port), (tmp_path / "gunicorn.log").open("wb") as log, AuthProcess(env, log) as server:
         assert len(server.workers()) == 2

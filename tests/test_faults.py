@@ -9,11 +9,9 @@ test prints its figures (run with -s); docs/security.md ("Faults") records them.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import statistics
-import sys
 import threading
 import time
 import urllib.error
@@ -42,6 +40,7 @@ from tests.auth_helpers import (
     CAROL,
     ModelServices,
     Photo,
+    gunicorn_env,
     http_upload,
     own_pgserver,
     sqlalchemy_url,
@@ -153,15 +152,9 @@ def stack_env(model_services: ModelServices, jwt_dir: Path, tmp_path_factory: py
     templatecrypto.generate_key_file(template_key)
     pepper = template_key.parent / "api-key-pepper"
     templatecrypto.generate_key_file(pepper)
-    return {"PYTHONPATH": os.pathsep.join(sys.path),
-            "FACEAUTH_DETECTOR_TARGET": model_services.detector.target,
-            "FACEAUTH_EMBEDDER_TARGET": model_services.embedder.target,
-            "FACEAUTH_JWT_CURRENT_KEY_FILE": str(jwt_dir / "current.pem"),
-            "FACEAUTH_JWT_NEXT_KEY_FILE": str(jwt_dir / "next.pem"),
-            "FACEAUTH_TEMPLATE_KEY_FILE": str(template_key),
-            "FACEAUTH_API_KEY_PEPPER_FILE": str(pepper),
-            "FACEAUTH_BOOTSTRAP_API_KEY": API_KEY,
-            "FACEAUTH_RATE_LIMIT": "100000 per minute"}  # the load is the test's, not an abuse
+    # The load is the test's, not an abuse: a high rate limit.
+    return gunicorn_env(model_services, jwt_dir, template_key, pepper, BOOTSTRAP_API_KEY=API_KEY,
+                        RATE_LIMIT="100000 per minute")
 
 
 @contextmanager

@@ -15,8 +15,6 @@ the audit log and in ``keys revoke``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import logging
@@ -33,6 +31,7 @@ from faceauth_auth.config import Settings
 from faceauth_auth.db import Database
 from faceauth_auth.repositories import applications, audit
 from faceauth_auth.repositories.audit import Event
+from faceauth_auth.templatecrypto import read_key_file
 
 KEY_PREFIX = "fa_"
 MIN_KEY_LENGTH = 32
@@ -66,12 +65,7 @@ class Client:
 
 def load_pepper(path: Path) -> bytes:
     """The pepper in ``path``: base64 of at least 32 bytes (``keys generate-api-key-pepper`` writes 32)."""
-    try:
-        pepper = base64.b64decode(path.read_text().strip(), validate=True)
-    except OSError as error:
-        raise PepperError(f"cannot read the API key pepper {path}: {error.strerror}") from error
-    except (binascii.Error, UnicodeDecodeError) as error:
-        raise PepperError(f"the API key pepper {path} is not base64") from error
+    pepper = read_key_file(path, "API key pepper", PepperError)
     if len(pepper) < MIN_PEPPER_BYTES:
         raise PepperError(f"the API key pepper {path} must hold at least {MIN_PEPPER_BYTES} bytes, not {len(pepper)}")
     return pepper

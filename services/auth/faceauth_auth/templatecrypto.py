@@ -54,14 +54,20 @@ def generate_key_file(path: Path) -> str:
     return key_id_of(key)
 
 
+def read_key_file(path: Path, what: str, error: type[Exception]) -> bytes:
+    """The bytes a key file (base64, as generate_key_file writes it) holds; ``error`` names ``what`` when
+    the file cannot be read or is not base64. The template keys and the API key pepper are such files."""
+    try:
+        return base64.b64decode(path.read_text().strip(), validate=True)
+    except OSError as failure:
+        raise error(f"cannot read the {what} {path}: {failure.strerror}") from failure
+    except (binascii.Error, UnicodeDecodeError) as failure:
+        raise error(f"the {what} {path} is not base64") from failure
+
+
 def load_key(path: Path) -> bytes:
     """The key in ``path``: base64 of 32 bytes, as generate_key_file writes it."""
-    try:
-        key = base64.b64decode(path.read_text().strip(), validate=True)
-    except OSError as error:
-        raise TemplateKeyError(f"cannot read the template key {path}: {error.strerror}") from error
-    except (binascii.Error, UnicodeDecodeError) as error:
-        raise TemplateKeyError(f"the template key {path} is not base64") from error
+    key = read_key_file(path, "template key", TemplateKeyError)
     if len(key) != KEY_BYTES:
         raise TemplateKeyError(f"the template key {path} must hold {KEY_BYTES} bytes, not {len(key)}")
     return key
