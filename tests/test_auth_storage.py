@@ -229,8 +229,9 @@ def test_templates_of_another_model_version_are_never_compared(http: FlaskClient
     found = body(http.post("/auth/face-identify", headers=headers, **upload(None, photo(ALICE, 2))))
     assert found["user_id"] == "alice"
     with auth_db.transaction() as session:
-        stored = session.scalars(sa.select(FaceTemplate.embedding)).all()
+        stored = session.scalars(sa.select(FaceTemplate.embedding).where(
+            FaceTemplate.user_id == alice.id)).all()
     # nonce + float32 embedding + GCM tag
-    assert all(len(blob) == NONCE_BYTES + 192 * np.dtype("<f4").itemsize + 16 for blob in stored)
+    assert stored and all(len(blob) == NONCE_BYTES + 192 * np.dtype("<f4").itemsize + 16 for blob in stored)
 
 
