@@ -18,6 +18,9 @@ from faceauth_auth.faces import ModelInfo
 
 log = logging.getLogger(__name__)
 
+# GetModelInfo carries thresholds as float32: 0.9683 comes back as 0.96829998..., or a hair above.
+FLOAT32_SLACK = 1e-6
+
 Bounds = dict[tuple[str, int], dict[float, float]]  # (name, version) -> {FMR: largest threshold}
 
 
@@ -41,7 +44,7 @@ def bounded(info: ModelInfo, bounds: Bounds) -> ModelInfo:
     for rate, reported in calibrated:
         if rate not in locked:
             continue  # an operating point the lock file does not vouch for is not used
-        if reported > locked[rate]:
+        if reported > locked[rate] + FLOAT32_SLACK:
             log.warning("the embedder reported a threshold looser than models.lock.json's; using the lock file's",
                         extra={"model": info.model.label, "fmr": rate, "reported": reported, "locked": locked[rate]})
         clamped.append((rate, min(reported, locked[rate])))
