@@ -35,7 +35,6 @@ from faceauth_auth.context import Services
 from faceauth_auth.errors import ApiError
 from faceauth_auth.faces import Probe
 from faceauth_auth.liveness import Decision, PresentationAttackError
-from faceauth_auth.quality import single_usable
 from faceauth_auth.repositories import challenges as stored
 
 STEPS = ("left", "right")
@@ -141,8 +140,7 @@ def check(svc: Services, client: Client, user_id: str | None, probe: Probe, deci
     yaws = []
     for index, frame in enumerate(response.frames):
         try:
-            face = single_usable(svc.pipeline.detect(frame).faces)
-            framed = svc.pipeline.probe(frame)
+            framed = svc.pipeline.probe(frame)  # exactly one usable face, or a 422
         except ApiError as error:
             if error.status >= 500:
                 raise
@@ -153,7 +151,7 @@ def check(svc: Services, client: Client, user_id: str | None, probe: Probe, deci
         distance = float(np.linalg.norm(framed.embedding - probe.embedding))
         if distance > threshold:
             raise PresentationAttackError(decision, f"frame {index} is another face (distance {distance:.3f})")
-        yaws.append(face.yaw_degrees)
+        yaws.append(framed.yaw_degrees)
     if not follows(steps, yaws):
         turns = [round(yaw) for yaw in yaws]
         raise PresentationAttackError(decision, f"head turns {turns} do not follow {list(steps)}")

@@ -124,6 +124,7 @@ class Probe:
     liveness_score: float | None = None  # of the face that was embedded
     liveness_threshold: float | None = None  # the detector's operating point; None without a liveness model
     legacy: tuple[tuple[ModelInfo, np.ndarray], ...] = ()  # the same face by each legacy model asked for
+    yaw_degrees: float = 0.0  # of the face that was embedded (the detector's estimate; the challenge reads it)
 
     def by(self, info: ModelInfo) -> np.ndarray:
         """The face's embedding by ``info``'s model (the primary one or a legacy one asked for)."""

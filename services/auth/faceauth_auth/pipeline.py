@@ -111,4 +111,4 @@ class FacePipeline:
                            {"Retry-After": "1"})
         embeddings = [np.asarray(embedding, dtype=np.float32) for embedding, _ in results]
         return Probe(embeddings[0], served.primary, face.liveness_score, served.liveness_threshold,
-                     tuple(zip(legacy, embeddings[1:], strict=True)))
+                     tuple(zip(legacy, embeddings[1:], strict=True)), face.yaw_degrees)
