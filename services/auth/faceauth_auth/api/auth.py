@@ -143,8 +143,7 @@ class _Decided:
         return bool(self.decision and self.decision.match) and not self.spoof
 
 
-_DECISION_EVENTS = {liveness.Decision.LOGIN: Event.LOGIN, liveness.Decision.VERIFY: Event.VERIFY,
-                    liveness.Decision.IDENTIFY: Event.IDENTIFY}
+_DECISION_EVENTS = {liveness.Decision.LOGIN: Event.LOGIN, liveness.Decision.VERIFY: Event.VERIFY}
 
 
 def _decide_for(user_id: str, image: bytes, kind: liveness.Decision) -> _Decided:
@@ -238,15 +237,15 @@ def face_identify() -> Response:
         # among the users not enrolled with the primary model yet (each user is compared once).
         decision: Decision | None = None
         user_id = None
+        # A gallery of N templates is N chances to match falsely: strict by default, split over N.
+        operating_point = "strict" if "strict" in (client.operating_point,
+                                                   svc.settings.identify_operating_point) else "default"
         for info in (probe.info, *served.legacy):
             skip = None if info is probe.info else probe.info.model
             nearest = search.nearest(session, client.application_id, info.model, probe.by(info),
                                      svc.db.vector_dimensions, svc.settings.hnsw_ef_search, svc.templates, skip)
             if nearest is None:
                 continue
-            # A gallery of N templates is N chances to match falsely: strict by default, split over N.
-            operating_point = "strict" if "strict" in (client.operating_point,
-                                                       svc.settings.identify_operating_point) else "default"
             candidate = decide(nearest.distance, info.threshold(operating_point, comparisons=nearest.gallery))
             if decision is None or candidate.match:
                 decision = candidate
