@@ -63,6 +63,13 @@ end $$;
 create trigger audit_events_chain before insert on audit_events
     for each row execute function audit_events_chain();
 """
+# Migration 0006's SQLite DELETE trigger, made again after batch_alter_table rebuilt the table.
+_SQLITE_NO_DELETE = """
+create trigger audit_events_no_delete before delete on audit_events
+    when old.created_at >= datetime('now', '-30 days')
+begin
+    select raise(abort, 'audit_events is append-only: DELETE refused');
+end"""
 _SQLITE_UPDATE_GUARD = """
 create trigger audit_events_no_update before update on audit_events{condition}
 begin
@@ -115,12 +122,7 @@ def upgrade() -> None:
                                server_default=sa.text("(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"))
         _chain_existing(bind)
         op.execute(_SQLITE_UPDATE_GUARD.format(condition=_SQLITE_FIRST_LINK))
-        op.execute("""
-create trigger audit_events_no_delete before delete on audit_events
-    when old.created_at >= datetime('now', '-30 days')
-begin
-    select raise(abort, 'audit_events is append-only: DELETE refused');
-end""")
+        op.execute(_SQLITE_NO_DELETE)
 
 
 def downgrade() -> None:
@@ -141,10 +143,5 @@ def downgrade() -> None:
             table.alter_column("created_at", existing_type=sa.DateTime(timezone=True), existing_nullable=False,
                                server_default=None)
         op.execute(_SQLITE_UPDATE_GUARD.format(condition=""))
-        op.execute("""
-create trigger audit_events_no_delete before delete on audit_events
-    when old.created_at >= datetime('now', '-30 days')
-begin
-    select raise(abort, 'audit_events is append-only: DELETE refused');
-end""")
+        op.execute(_SQLITE_NO_DELETE)
     op.drop_table("audit_chain_head")
