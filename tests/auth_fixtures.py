@@ -12,7 +12,6 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from faceauth_auth.config import Settings
 from faceauth_auth.db import Database, create_engine
 from faceauth_auth.templatecrypto import generate_key_file
 from faceauth_auth.tokens import write_key_pair
-from tests.auth_helpers import Application, Headers, ModelServices, scratch_database, serving
+from tests.auth_helpers import Application, Headers, ModelServices, running, scratch_database, serving
 
 
 @pytest.fixture(scope="session")
@@ -40,13 +39,8 @@ def model_services(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     with log_path.open("wb") as detector_log, (logs / "embedder.log").open("wb") as embedder_log:
         services = ModelServices(ServiceProcess("faceauth_detector", env, detector_log),
                                  ServiceProcess("faceauth_embedder", env, embedder_log), log_path)
-        try:
-            with ThreadPoolExecutor(2) as pool:
-                list(pool.map(ServiceProcess.start, (services.detector, services.embedder)))
+        with running(services.detector, services.embedder):
             yield services
-        finally:
-            services.detector.stop()
-            services.embedder.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,18 @@ class Application:
 
     name: str
     headers: Headers
+
+
+@contextmanager
+def running(*processes: ServiceProcess) -> Iterator[None]:
+    """The model servers started in parallel (each loads and warms up its models), stopped at the end."""
+    try:
+        with ThreadPoolExecutor(len(processes)) as pool:
+            list(pool.map(ServiceProcess.start, processes))
+        yield
+    finally:
+        for process in processes:
+            process.stop()
 
 
 def gunicorn_env(model_services: ModelServices, jwt_dir: Path, template_key_file: Path, api_key_pepper_file: Path,

